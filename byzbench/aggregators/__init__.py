@@ -1,0 +1,1 @@
+"""Gradient aggregation rules: one module per rule, ``[n, d] -> [d]``."""

@@ -1,0 +1,105 @@
+"""Contracts for gradient aggregation rules (GARs) and pre-aggregators, and the
+pipeline that chains them.
+
+A GAR is any callable ``rule(x: Tensor[n, d]) -> Tensor[d]``, constructed with plain
+keyword arguments plus the cluster's ``n`` (rows it will receive) and ``f`` (declared
+Byzantine count) injected by ``byzbench.build``. A pre-aggregator maps
+``[n, d] -> [n_out, d]`` and exposes ``n_out``.
+
+Optional attributes a stage may set after each call (read by the run for metrics):
+
+* ``last_weights: Tensor[n] | None`` (rules) - the weight each input row received in
+  the output (e.g. one-hot for Krum, 1/m on the selected rows for Multi-Krum).
+* ``last_mixing: Tensor[n_out, n_in] | None`` (pre-aggregators) - output rows as
+  linear combinations of input rows (bucketing, NNM); ``None`` means row-preserving
+  (row i out comes from row i in, e.g. clipping).
+
+State: stateful stages (e.g. centered clipping's center) keep state as attributes and
+*reassign* them rather than mutating tensors in place, so ``Pipeline.query`` can
+evaluate the pipeline without side effects by restoring attributes afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@runtime_checkable
+class Aggregator(Protocol):
+    """``[n, d] -> [d]``."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class PreAggregator(Protocol):
+    """``[n, d] -> [n_out, d]``."""
+
+    n_out: int
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+class Pipeline:
+    """Pre-aggregators applied in order, then one rule: ``[n, d] -> [d]``.
+
+    ``pipeline(x)`` is the real server aggregation (updates stateful stages);
+    ``pipeline.query(x)`` is what an omniscient attacker may evaluate: the same
+    computation with every stage's attributes and generator states restored after.
+    """
+
+    def __init__(
+        self, preaggs: Sequence[Callable[[Tensor], Tensor]], rule: Callable[[Tensor], Tensor]
+    ):
+        self.preaggs = list(preaggs)
+        self.rule = rule
+
+    @property
+    def stages(self) -> list[Any]:
+        return [*self.preaggs, self.rule]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        for p in self.preaggs:
+            x = p(x)
+        return self.rule(x)
+
+    @contextmanager
+    def frozen(self):
+        """Restore every stage's attributes and generator states on exit."""
+        saved = []
+        for s in self.stages:
+            attrs = dict(vars(s)) if hasattr(s, "__dict__") else {}
+            gens = {k: v.get_state() for k, v in attrs.items() if isinstance(v, torch.Generator)}
+            saved.append((s, attrs, gens))
+        try:
+            yield self
+        finally:
+            for s, attrs, gens in saved:
+                if attrs:
+                    s.__dict__.clear()
+                    s.__dict__.update(attrs)
+                for k, st in gens.items():
+                    attrs[k].set_state(st)
+
+    def query(self, x: Tensor) -> Tensor:
+        """Aggregate ``x`` without changing any stage's state."""
+        with self.frozen():
+            return self(x)
+
+    def row_weights(self, n: int) -> Tensor | None:
+        """Weight each of the ``n`` pipeline-input rows received in the last output, by
+        composing the rule's ``last_weights`` with pre-aggregators' ``last_mixing``;
+        ``None`` if the rule does not expose weights."""
+        w = getattr(self.rule, "last_weights", None)
+        if w is None:
+            return None
+        for p in reversed(self.preaggs):
+            m = getattr(p, "last_mixing", None)
+            if m is not None:
+                w = w @ m.to(w.dtype)
+        return w if w.shape[0] == n else None

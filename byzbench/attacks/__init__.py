@@ -1,0 +1,1 @@
+"""Byzantine attacks: one module per attack, ``honest [n_h, d], ctx -> [f, d]``."""

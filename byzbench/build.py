@@ -1,0 +1,201 @@
+"""The only place that instantiates config nodes. Targets are allow-listed
+(``byzbench.*``, ``torch.optim.*``); injected values (n, f, generators, shapes) are
+passed only to constructors that accept them; unknown keys are one-line errors."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from byzbench import ConfigError, require
+from byzbench.aggregators.base import Pipeline
+from byzbench.config import ClusterSpec, cluster_spec, validate_top
+
+ALLOWED_TARGETS = ("byzbench.", "torch.optim.")
+_HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+
+# Independent random streams, each seeded from (seed, stream id).
+STREAMS = {"dataset": 0, "partition": 1, "byz_ids": 2, "init": 3, "sampling": 4, "perm": 5,
+           "attack": 6, "agg": 7}
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A 63-bit seed for one named random stream of a run."""
+    return int(np.random.SeedSequence([seed, STREAMS[stream]]).generate_state(2, np.uint64)[0]
+               >> np.uint64(1))
+
+
+def make_generator(seed: int, stream: str, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator on ``device`` seeded for ``stream``."""
+    g = torch.Generator(device=device)
+    g.manual_seed(stream_seed(seed, stream))
+    return g
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def _check_targets(node: Any, where: str) -> None:
+    if isinstance(node, Mapping):
+        t = node.get("_target_")
+        if t is not None and not str(t).startswith(ALLOWED_TARGETS):
+            raise ConfigError(f"{where}._target_={t!r} is invalid: only byzbench.* and "
+                              "torch.optim.* targets may be instantiated")
+        for k, v in node.items():
+            _check_targets(v, f"{where}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_targets(v, f"{where}[{i}]")
+
+
+def instantiate_component(cfg: Any, name: str = "component", **inject: Any) -> Any:
+    """Instantiate one config node ``{_target_: ..., **kwargs}``.
+
+    ``inject`` values (n, f, generator, input_shape, ...) are passed only if the
+    target's signature accepts them. A key the target does not accept, or a missing
+    required argument, raises a one-line ConfigError naming ``name.key``.
+    """
+    node = _plain(cfg)
+    require("_target_" in node, f"{name}._target_", None, "every component config needs one")
+    _check_targets(node, name)
+    try:
+        target = get_object(node["_target_"])
+    except Exception as e:  # noqa: BLE001 - report the bad path in one line
+        raise ConfigError(f"{name}._target_={node['_target_']!r} is invalid: cannot import "
+                          f"({type(e).__name__})") from None
+    sig = inspect.signature(target)
+    params = sig.parameters
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    keys = set(node) - _HYDRA_KEYS
+    if not var_kw:
+        unknown = sorted(keys - set(params))
+        if unknown:
+            allowed = sorted(k for k, p in params.items() if k not in inject
+                             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+            raise ConfigError(f"{name}.{unknown[0]} is not a parameter of {node['_target_']}: "
+                              f"allowed {', '.join(allowed) or '(none)'}")
+    # Injected values go only to parameters the target names (never into **kwargs).
+    injected = {k: v for k, v in inject.items() if k in params}
+    for k, p in params.items():
+        if (p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and k not in keys and k not in injected):
+            raise ConfigError(f"{name}.{k} is missing: required by {node['_target_']}")
+    return instantiate(node, **injected, _convert_="all")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={device!r} is invalid: CUDA is not available here (use auto or cpu)")
+    return torch.device(device)
+
+
+def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
+                   generator: torch.Generator | None) -> Pipeline:
+    """Pre-aggregators in order (each told the rows it receives), then the rule."""
+    preaggs = []
+    rows = n
+    items = _plain(preagg_cfg or {})
+    for key, node in items.items():
+        p = instantiate_component(node, f"preagg.{key}", n=rows, f=f, generator=generator)
+        rows = int(getattr(p, "n_out", rows))
+        preaggs.append(p)
+    rule = instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator)
+    return Pipeline(preaggs, rule)
+
+
+def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Any:
+    """The attack, optionally wrapped in the generic per-round scale tuner."""
+    node = _plain(attack_cfg)
+    tune = node.pop("tune", None)
+    attack = instantiate_component(node, "attack", n=spec.n, f=spec.f,
+                                   f_declared=spec.f_declared, num_classes=num_classes)
+    if tune:
+        extra = tune if isinstance(tune, dict) else {}
+        attack = instantiate_component(
+            {"_target_": "byzbench.attacks.tuning.Tuned", **extra}, "attack.tune", attack=attack)
+    return attack
+
+
+def build_solver(solver_cfg: Any, schedule_cfg: Any, theta: torch.Tensor):
+    """A real torch.optim optimizer over ``[theta]`` and its lr scheduler."""
+    node = _plain(solver_cfg)
+    if "lr" in node:
+        require(isinstance(node["lr"], (int, float)) and node["lr"] > 0, "solver.lr", node["lr"],
+                "a positive number")
+    opt = instantiate_component(node, "solver", params=[theta])
+    sched = None
+    if schedule_cfg is not None and _plain(schedule_cfg):
+        sched = instantiate_component(schedule_cfg, "schedule", optimizer=opt)
+    return opt, sched
+
+
+def check_top(cfg: Any) -> ClusterSpec:
+    """Validate top-level values and derive the cluster sizes."""
+    validate_top(cfg)
+    c = cfg.cluster
+    return cluster_spec(c.n_workers, c.byz_frac, c.f_declared)
+
+
+def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
+    """Compose every component of a run from the config.
+
+    Returns ``(Experiment, info)``; ``info`` holds values for summary.json (n, f, the
+    device, label heterogeneity, f*)."""
+    from byzbench.cluster import BatchSampler, assign_shards, label_skew
+    from byzbench.grads import flat_params
+    from byzbench.loop import Experiment
+    from byzbench.optimum import full_batch_optimum, is_linear_model
+
+    spec = check_top(cfg)
+    device = resolve_device(cfg.device)
+    seed = int(cfg.seed)
+    data = instantiate_component(cfg.dataset, "dataset", generator=make_generator(seed, "dataset"))
+    partition = instantiate_component(cfg.partition, "partition")
+    shards = partition(data.y_train, spec.n, make_generator(seed, "partition"))
+    shards = assign_shards(list(shards), spec.n, spec.f, make_generator(seed, "byz_ids"))
+    info: dict[str, Any] = {
+        "n": spec.n, "f": spec.f, "f_declared": spec.f_declared, "n_honest": spec.n_honest,
+        "device": str(device), "dataset_train_size": int(len(data.y_train)),
+    }
+    if data.task == "classification":
+        info["label_skew"] = label_skew(data.y_train, shards[: spec.n_honest], data.num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stream_seed(seed, "init"))
+        model = instantiate_component(cfg.model, "model", input_shape=data.input_shape,
+                                      num_classes=data.num_classes)
+    model = model.to(device)
+    data = data.to(device)
+    theta = flat_params(model).requires_grad_(True)
+    info["d"] = int(theta.numel())
+    f_star = None
+    if is_linear_model(model):
+        f_star = full_batch_optimum(model, theta, data)
+        info["f_star"] = f_star
+    attack = build_attack(cfg.attack, spec, data.num_classes)
+    pipeline = build_pipeline(cfg.preagg, cfg.agg, spec.n, spec.f_declared,
+                              make_generator(seed, "agg", device))
+    optimizer, scheduler = build_solver(cfg.solver, cfg.schedule, theta)
+    exp = Experiment(
+        data=data, model=model, theta=theta, spec=spec,
+        sampler=BatchSampler(shards, int(cfg.batch_size), device,
+                             make_generator(seed, "sampling", device)),
+        attack=attack, pipeline=pipeline, optimizer=optimizer, scheduler=scheduler,
+        sampling_gen=make_generator(seed, "perm", device),
+        attack_gen=make_generator(seed, "attack", device),
+        rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
+        worker_momentum=float(cfg.worker_momentum), f_star=f_star, progress=bool(cfg.progress),
+    )
+    return exp, info

@@ -1,0 +1,60 @@
+"""Simulated cluster: which workers are Byzantine, their data shards, and per-round
+stacked minibatch indices ``[workers, B]`` gathered on the device in one op."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from byzbench import require
+
+
+def assign_shards(shards: list[Tensor], n: int, f: int, generator: torch.Generator) -> list[Tensor]:
+    """Choose the f Byzantine workers at random (data stream) and order the shards
+    honest first: rows ``0..n-f-1`` are honest, ``n-f..n-1`` Byzantine."""
+    require(len(shards) == n, "partition", len(shards), f"must return n_workers={n} shards")
+    order = torch.randperm(n, generator=generator)
+    byz = set(order[:f].tolist())
+    return [shards[i] for i in range(n) if i not in byz] + [shards[i] for i in range(n) if i in byz]
+
+
+class BatchSampler:
+    """IID minibatches with replacement from each worker's shard, all workers at once.
+
+    ``sample(rows)`` returns ``[rows, B]`` global sample indices for workers
+    ``0..rows-1``: position ``floor(U * len_i)`` into the padded shard table, one
+    vectorized draw (no loop over workers).
+    """
+
+    def __init__(self, shards: list[Tensor], batch_size: int, device: torch.device,
+                 generator: torch.Generator):
+        lens = torch.tensor([len(s) for s in shards], dtype=torch.long)
+        require(bool((lens >= 1).all()), "partition", "an empty shard",
+                "every worker needs at least one sample")
+        table = torch.zeros(len(shards), int(lens.max()), dtype=torch.long)
+        for i, s in enumerate(shards):  # once at start-up, not per round
+            table[i, : len(s)] = s
+        self.table = table.to(device)
+        self.lens = lens.to(device)
+        self.batch_size = batch_size
+        self.generator = generator
+
+    def sample(self, rows: int) -> Tensor:
+        u = torch.rand(rows, self.batch_size, generator=self.generator,
+                       device=self.table.device)
+        pos = (u * self.lens[:rows, None]).long().clamp_max(self.lens[:rows, None] - 1)
+        return torch.gather(self.table[:rows], 1, pos)
+
+
+def label_skew(labels: Tensor, shards: list[Tensor], num_classes: int) -> float:
+    """Mean total-variation distance between each worker's label distribution and the
+    global one (0 = identical, 1 = disjoint): a model-free heterogeneity measure."""
+    if num_classes < 2:
+        return 0.0
+    glob = torch.bincount(labels.long(), minlength=num_classes).double()
+    glob /= glob.sum()
+    tv = []
+    for s in shards:
+        h = torch.bincount(labels[s].long(), minlength=num_classes).double()
+        tv.append(0.5 * (h / h.sum() - glob).abs().sum())
+    return float(torch.stack(tv).mean())

@@ -1,0 +1,99 @@
+"""Typed schema of the top-level config, validation, and the one place where the
+number of Byzantine workers is derived from ``cluster.byz_frac``.
+
+Component groups (dataset, model, attack, agg, preagg, solver, schedule, partition)
+are free-form here; their keys are checked against the target's signature in
+``byzbench.build``. Hydra/omegaconf appear only here, in build.py and in run.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from byzbench import require
+
+
+@dataclass
+class ClusterConfig:
+    """Simulated parameter-server cluster: n workers, a fraction of them Byzantine."""
+
+    n_workers: int = 20
+    byz_frac: float = 0.2
+    f_declared: Any = None  # int | None: the f the rule is told; None = the real f
+
+
+@dataclass
+class Config:
+    """Top level of ``conf/config.yaml``; a typo or wrong type here is an error."""
+
+    seed: int = 0
+    rounds: int = 200
+    batch_size: int = 32
+    eval_every: int = 10
+    eval_train: bool = True
+    device: str = "auto"
+    threads: Any = "auto"  # "auto" | int: torch intra-op threads (auto: 1 per joblib job)
+    worker_momentum: float = 0.0
+    progress: bool = True
+    plot: bool = True
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    dataset: Any = None
+    model: Any = None
+    attack: Any = None
+    agg: Any = None
+    preagg: Any = field(default_factory=dict)
+    solver: Any = None
+    schedule: Any = None
+    partition: Any = None
+
+
+def register() -> None:
+    """Register the schema so that ``conf/config.yaml`` can extend it."""
+    ConfigStore.instance().store(name="byzbench_schema", node=Config)
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Derived cluster sizes: ``n`` workers, ``f`` Byzantine (actual), ``f_declared``
+    (what the rule is told), ``n_honest = n - f``."""
+
+    n: int
+    f: int
+    f_declared: int
+
+    @property
+    def n_honest(self) -> int:
+        return self.n - self.f
+
+
+def cluster_spec(n_workers: int, byz_frac: float, f_declared: int | None = None) -> ClusterSpec:
+    """The one place f is derived: ``f = floor(byz_frac * n)`` (so byz_frac=0.2, n=20 ->
+    f=4), ``f_declared`` defaults to f."""
+    require(isinstance(n_workers, int) and n_workers >= 1, "cluster.n_workers", n_workers,
+            "an integer >= 1")
+    require(0.0 <= byz_frac < 1.0, "cluster.byz_frac", byz_frac, "a fraction in [0, 1)")
+    f = int(math.floor(byz_frac * n_workers + 1e-9))
+    require(n_workers - f >= 1, "cluster.byz_frac", byz_frac,
+            f"leaves no honest worker among n_workers={n_workers}")
+    fd = f if f_declared is None else f_declared
+    require(isinstance(fd, int) and 0 <= fd < n_workers, "cluster.f_declared", f_declared,
+            f"null or an integer in [0, n_workers={n_workers})")
+    return ClusterSpec(n=n_workers, f=f, f_declared=fd)
+
+
+def validate_top(cfg: Any) -> None:
+    """Check top-level values (types are already enforced by the schema)."""
+    require(cfg.rounds >= 1, "rounds", cfg.rounds, "an integer >= 1")
+    require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "an integer >= 1")
+    require(cfg.eval_every >= 1, "eval_every", cfg.eval_every, "an integer >= 1")
+    require(cfg.device in ("auto", "cpu", "cuda") or str(cfg.device).startswith("cuda:"),
+            "device", cfg.device, "auto, cpu, cuda or cuda:N")
+    require(0.0 <= cfg.worker_momentum < 1.0, "worker_momentum", cfg.worker_momentum,
+            "a value in [0, 1)")
+    t = cfg.threads
+    require(t == "auto" or (isinstance(t, int) and t >= 1), "threads", t,
+            "auto or an integer >= 1")

@@ -1,0 +1,1 @@
+"""Datasets (tensors in memory) and partitions across workers."""

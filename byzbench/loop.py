@@ -1,0 +1,185 @@
+"""One round and the training loop (no Hydra here).
+
+Round t: gather ``X [m, B, ...], Y [m, B]`` for the m workers that compute (honest,
+plus Byzantine ones under a local threat model) -> ``G, losses = vmap(grad)`` ->
+worker momentum -> ``Bz = attack(G_honest, ctx) [f, d]`` -> seeded row permutation
+of ``cat(G_honest, Bz)`` -> ``u = pipeline(V)`` -> ``theta.grad = u; opt.step()``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from byzbench.aggregators.base import Pipeline
+from byzbench.attacks.base import RoundContext
+from byzbench.cluster import BatchSampler
+from byzbench.config import ClusterSpec
+from byzbench.data.base import Dataset
+from byzbench.grads import loss_fn, make_grad_fn, make_unflatten
+from byzbench.metrics import MetricsLog
+
+
+@dataclass
+class Experiment:
+    """Everything one run needs, already built (see ``byzbench.build``)."""
+
+    data: Dataset
+    model: nn.Module
+    theta: Tensor
+    spec: ClusterSpec
+    sampler: BatchSampler
+    attack: Callable[[Tensor, RoundContext], Tensor]
+    pipeline: Pipeline
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampling_gen: torch.Generator
+    attack_gen: torch.Generator
+    rounds: int
+    eval_every: int = 10
+    eval_train: bool = True
+    worker_momentum: float = 0.0
+    f_star: float | None = None
+    progress: bool = True
+    log: MetricsLog = field(default_factory=MetricsLog)
+
+
+@dataclass
+class Result:
+    status: str  # ok | diverged
+    rounds_done: int
+    final: dict[str, float]
+    extra: dict[str, float]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
+             chunk: int = 2048) -> dict[str, Tensor]:
+    """Mean loss (and accuracy for classification) over a whole split, in chunks."""
+    x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    params = make_unflatten(model)(theta.detach())
+    crit = loss_fn(data.task)
+    loss_sum = torch.zeros((), device=theta.device, dtype=torch.float64)
+    correct = torch.zeros((), device=theta.device, dtype=torch.float64)
+    for i in range(0, len(y_all), chunk):
+        x = data.prepare(x_all[i:i + chunk])
+        y = y_all[i:i + chunk]
+        out = functional_call(model, params, (x,))
+        loss_sum += crit(out, y).double() * len(y)
+        if data.task == "classification":
+            correct += (out.argmax(-1) == y).sum()
+    res = {"loss": loss_sum / len(y_all)}
+    if data.task == "classification":
+        res["accuracy"] = correct / len(y_all)
+    return res
+
+
+def _finite(x: Tensor) -> bool:
+    return bool(torch.isfinite(x).all())
+
+
+def train(exp: Experiment) -> Result:
+    """Run ``exp.rounds`` rounds; stop early (status ``diverged``) at the first
+    non-finite aggregate, parameter vector or honest training loss."""
+    spec, data, log = exp.spec, exp.data, exp.log
+    n_h, f = spec.n_honest, spec.f
+    transform = getattr(exp.attack, "transform_labels", None)
+    local = bool(getattr(exp.attack, "local", False)) or transform is not None
+    rows = spec.n if (local and f > 0) else n_h
+    grad_fn = make_grad_fn(exp.model, data.task)
+    theta = exp.theta
+    momentum: Tensor | None = None
+    prev_u: Tensor | None = None
+    status, t_done = "ok", 0
+    extra: dict[str, float] = {}
+
+    def do_eval(t: int) -> None:
+        for split in ("test", "train") if exp.eval_train else ("test",):
+            res = evaluate(exp.model, theta, data, split)
+            for k, v in res.items():
+                log.add(t, split, k if split == "test" else f"{k}_full", v)
+            if split == "train" and exp.f_star is not None:
+                log.add(t, "train", "opt_gap", res["loss"] - exp.f_star)
+
+    bar = None
+    if exp.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=exp.rounds, desc="byzbench", leave=False, dynamic_ncols=True)
+    do_eval(0)
+    for t in range(exp.rounds):
+        t0 = time.perf_counter()
+        idx = exp.sampler.sample(rows)
+        X = data.prepare(data.x_train[idx])
+        Y = data.y_train[idx]
+        if transform is not None and rows > n_h:
+            Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
+        G, losses = grad_fn(theta, X, Y)
+        if exp.worker_momentum > 0:
+            # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
+            b = exp.worker_momentum
+            momentum = (1 - b) * G if momentum is None else b * momentum + (1 - b) * G
+            G = momentum
+        honest = G[:n_h]
+        if t == 0:
+            gbar = honest.mean(0)
+            extra["grad_var_round0"] = float(((honest - gbar) ** 2).sum(1).mean())
+            extra["grad_rel_var_round0"] = extra["grad_var_round0"] / max(
+                float(gbar.square().sum()), 1e-30)
+        ctx = RoundContext(t=t, n=spec.n, f=f, f_declared=spec.f_declared,
+                           pipeline=exp.pipeline, prev_aggregate=prev_u,
+                           byz_grads=G[n_h:] if rows > n_h else None, generator=exp.attack_gen)
+        byz = exp.attack(honest, ctx) if f > 0 else honest.new_zeros((0, honest.shape[1]))
+        if byz.shape != (f, honest.shape[1]):
+            raise RuntimeError(
+                f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
+        perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
+        V = torch.cat([honest, byz.to(honest.dtype)])[perm]
+        ta = time.perf_counter()
+        u = exp.pipeline(V)
+        agg_time = time.perf_counter() - ta
+        hmean = honest.mean(0)
+        log.add(t + 1, "train", "loss", losses[:n_h].mean())
+        log.add(t + 1, "train", "agg_error", torch.linalg.vector_norm(u - hmean))
+        log.add(t + 1, "train", "agg_norm", torch.linalg.vector_norm(u))
+        w = exp.pipeline.row_weights(spec.n)
+        if w is not None and f > 0:
+            log.add(t + 1, "train", "byz_weight", w[perm >= n_h].sum() / w.sum().clamp_min(1e-30))
+        # The server applies whatever the rule returned: a non-finite aggregate
+        # poisons theta, the run is marked diverged and stops after a final eval.
+        theta.grad = u.detach().to(theta.dtype).clone()
+        exp.optimizer.step()
+        if exp.scheduler is not None:
+            exp.scheduler.step()
+        prev_u = u.detach()
+        if not (_finite(u) and _finite(theta) and _finite(losses[:n_h])):
+            status = "diverged"
+        log.add(t + 1, "train", "agg_time", agg_time)
+        log.add(t + 1, "train", "round_time", time.perf_counter() - t0)
+        t_done = t + 1
+        if status != "ok" or t_done % exp.eval_every == 0 or t_done == exp.rounds:
+            do_eval(t_done)
+            if bar is not None:
+                log.flush()
+                bar.set_postfix(loss=f"{log.last('train', 'loss'):.4f}",
+                                acc=f"{(log.last('test', 'accuracy') or float('nan')):.3f}")
+        if bar is not None:
+            bar.update(1)
+        if status != "ok":
+            break
+    if bar is not None:
+        bar.close()
+    log.flush()
+    final = {}
+    for split, metric in (("test", "accuracy"), ("test", "loss"), ("train", "loss"),
+                          ("train", "loss_full"), ("train", "opt_gap")):
+        v = log.last(split, metric)
+        if v is not None:
+            final[f"{split}_{metric}"] = v
+    return Result(status=status, rounds_done=t_done, final=final, extra=extra)

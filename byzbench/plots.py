@@ -1,0 +1,37 @@
+"""convergence.png from a run's metrics.csv (data file in, figure out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def convergence_plot(metrics_csv: Path, out: Path, title: str = "") -> None:
+    """Train/test loss (log scale) and test accuracy versus round."""
+    df = pd.read_csv(metrics_csv)
+    panels = [("loss", [("train", "loss"), ("test", "loss"), ("train", "loss_full")]),
+              ("accuracy", [("test", "accuracy")]), ("optimality gap", [("train", "opt_gap")])]
+    panels = [(name, [(s, m) for s, m in series
+                      if ((df.split == s) & (df.metric == m)).any()]) for name, series in panels]
+    panels = [p for p in panels if p[1]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (name, series) in zip(axes[0], panels):
+        for s, m in series:
+            d = df[(df.split == s) & (df.metric == m)]
+            ax.plot(d["round"], d["value"], label=f"{s} {m}", marker="." if len(d) < 60 else None)
+        ax.set_xlabel("round")
+        ax.set_ylabel(name)
+        if name in ("loss", "optimality gap"):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

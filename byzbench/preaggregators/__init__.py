@@ -1,0 +1,1 @@
+"""Pre-aggregators: ``[n, d] -> [n_out, d]``, chainable before any rule."""

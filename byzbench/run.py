@@ -1,0 +1,126 @@
+"""``byzbench``: the Hydra entrypoint. compose -> build -> train -> write files.
+
+The config directory is located from this file (absolute path), so the installed
+console script works from any directory, editable or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from byzbench import ConfigError
+from byzbench.config import register
+from byzbench.metrics import versions, write_summary
+
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
+log = logging.getLogger("byzbench")
+
+register()
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the resolved config minus keys that do not change the numbers."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for k in ("progress", "plot", "threads"):
+        c.pop(k, None)
+    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _set_threads(cfg: DictConfig, hc: Any) -> None:
+    threads = cfg.threads
+    if threads == "auto":
+        launcher = str(OmegaConf.select(hc, "launcher._target_", default=""))
+        threads = 1 if "joblib" in launcher.lower() else None
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any]) -> dict[str, Any]:
+    """Build and train one run; write metrics.csv, summary.json, convergence.png.
+    Returns the summary."""
+    from byzbench.build import build_experiment
+    from byzbench.loop import train
+    from byzbench.plots import convergence_plot
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    summary: dict[str, Any] = {
+        "choices": choices, "seed": int(cfg.seed), "config_hash": config_hash(cfg),
+        "overrides": [], "versions": versions(),
+    }
+    exp, info = build_experiment(cfg)
+    summary.update(info)
+    result = train(exp)
+    metrics_csv = out_dir / "metrics.csv"
+    exp.log.write_csv(metrics_csv)
+    summary.update(status=result.status, rounds_done=result.rounds_done, final=result.final,
+                   wall_time=time.time() - start, **result.extra)
+    write_summary(out_dir / "summary.json", summary)
+    if cfg.plot:
+        title = " ".join(f"{k}={v}" for k, v in choices.items() if v is not None)
+        convergence_plot(metrics_csv, out_dir / "convergence.png", title)
+    return summary
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float | None:
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
+    multirun = hc.mode == RunMode.MULTIRUN
+    _set_threads(cfg, hc)
+    try:
+        summary = execute(cfg, out_dir, choices)
+    except ConfigError as e:
+        if not multirun:
+            print(f"byzbench: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        _write_failed(out_dir, cfg, choices, f"ConfigError: {e}")
+        log.error("run failed: %s", e)
+        return None
+    except Exception as e:  # noqa: BLE001 - one failing run must not stop a sweep
+        _write_failed(out_dir, cfg, choices, f"{type(e).__name__}: {e}", traceback.format_exc())
+        if not multirun:
+            raise
+        log.error("run failed: %s: %s", type(e).__name__, e)
+        return None
+    final = summary["final"]
+    log.info("status=%s %s", summary["status"],
+             " ".join(f"{k}={v:.4g}" for k, v in final.items()))
+    return final.get("test_accuracy", final.get("test_loss"))
+
+
+def _write_failed(out_dir: Path, cfg: DictConfig, choices: dict[str, Any], error: str,
+                  tb: str | None = None) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"status": "failed", "error": error, "choices": choices, "seed": int(cfg.seed),
+               "versions": versions()}
+    try:
+        summary["config_hash"] = config_hash(cfg)
+    except Exception:  # noqa: BLE001 - an unresolvable config is itself the error
+        pass
+    if tb:
+        summary["traceback"] = tb
+    write_summary(out_dir / "summary.json", summary)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
