@@ -1,0 +1,151 @@
+"""Finite-norm (bounded) attack of El Mhamdi et al.: the honest mean plus a bounded
+deviation on one direction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from byzbench import ConfigError, require
+from byzbench.attacks._ops import empty_rows, largest_true, query_with_weights
+from byzbench.attacks.base import RoundContext, repeat_rows
+
+DIRECTIONS = ("max_var", "coordinate", "linf", "vector")
+MODES = ("adaptive", "norm")
+
+
+class FiniteNorm:
+    """``b = mu + gamma * e`` for all f Byzantine workers (mu = honest mean).
+
+    Direction ``e`` (unit norm):
+
+    * ``max_var`` (default): one-hot on the coordinate of largest honest variance (the
+      paper's attack on l_p rules perturbs a single coordinate; which one is the
+      attacker's choice, byzbench picks the one where honest gradients are most spread,
+      ties -> lowest index);
+    * ``coordinate``: one-hot on ``coordinate``;
+    * ``linf``: ``(1, ..., 1) / sqrt(d)`` (the l_inf variant: every coordinate at once);
+    * ``vector``: the given ``vector`` (normalized to unit norm by byzbench).
+
+    Magnitude ``gamma``:
+
+    * ``norm``: the fixed bound ``gamma``;
+    * ``adaptive`` (default): the largest ``gamma in [0, gamma_max]`` for which the
+      pipeline still *keeps* b, by doubling from ``gamma`` then bisection (relative
+      tolerance ``rtol``, at most ``budget`` tests) on ``ctx.query`` (the real
+      pre-aggregators + rule, no side effects). "Keeps" is byzbench's precise reading:
+      if the rule exposes ``last_weights`` (composed through pre-aggregators'
+      ``last_mixing``), b is kept iff the Byzantine rows get total weight > 0 (Krum:
+      b is the selected vector); otherwise b is kept iff the aggregate still *responds*
+      to b, i.e. its marginal rate along e, ``<A(gamma) - A(gamma (1 - 1e-3)), e> /
+      (1e-3 gamma)``, is at least ``keep_rate * f / n`` (the mean responds at rate f/n;
+      a coordinate-wise median responds at rate 1 while b is the median and 0 once b is
+      past the honest values). Both assume kept on ``[0, gamma*]``, rejected above.
+
+    The paper's point is that such bounded deviations bias training into a plateau
+    without making it diverge. Returns ``[f, d]`` (identical rows).
+
+    Args:
+        direction: one of ``max_var | coordinate | linf | vector``.
+        coordinate: index for ``direction=coordinate`` (must be < d).
+        vector: list of d floats for ``direction=vector`` (non-zero).
+        mode: ``adaptive | norm``.
+        gamma: the bound (``norm``), or the doubling start (``adaptive``), > 0.
+        gamma_max: upper end of the adaptive search, >= gamma.
+        budget: max keep-tests in the adaptive search (a test is one pipeline evaluation
+            when the rule exposes weights, else two).
+        rtol: relative bisection tolerance.
+        keep_rate: response threshold as a fraction of the mean's rate f / n.
+
+    Reference: El Mhamdi, Guerraoui, Rouault, "The Hidden Vulnerability of Distributed
+    Learning in Byzantium", ICML 2018, sec. 3.2-3.3.
+    """
+
+    scale_param = "gamma"
+    scale_overrides = {"mode": "norm"}  # what Tuned sets so that gamma is used
+    scale_range = (0.0, 100.0)
+
+    def __init__(
+        self,
+        direction: str = "max_var",
+        coordinate: int = 0,
+        vector: Sequence[float] | None = None,
+        mode: str = "adaptive",
+        gamma: float = 1.0,
+        gamma_max: float = 1000.0,
+        budget: int = 24,
+        rtol: float = 1e-3,
+        keep_rate: float = 0.5,
+    ):
+        require(direction in DIRECTIONS, "attack.direction", direction, f"one of {DIRECTIONS}")
+        require(mode in MODES, "attack.mode", mode, f"one of {MODES}")
+        require(int(coordinate) >= 0, "attack.coordinate", coordinate, "an index >= 0")
+        require(gamma > 0, "attack.gamma", gamma, "> 0")
+        require(gamma_max >= gamma, "attack.gamma_max", gamma_max, f">= gamma ({gamma})")
+        require(int(budget) >= 1, "attack.budget", budget, ">= 1")
+        require(0 < rtol < 1, "attack.rtol", rtol, "in (0, 1)")
+        require(0 < keep_rate <= 1, "attack.keep_rate", keep_rate, "in (0, 1]")
+        if direction == "vector":
+            require(vector is not None and len(vector) > 0, "attack.vector", vector,
+                    "a list of d floats when direction=vector")
+            require(any(float(v) != 0 for v in vector), "attack.vector", vector, "non-zero")
+        self.direction = direction
+        self.coordinate = int(coordinate)
+        self.vector = None if vector is None else [float(v) for v in vector]
+        self.mode = mode
+        self.gamma = float(gamma)
+        self.gamma_max = float(gamma_max)
+        self.budget = int(budget)
+        self.rtol = float(rtol)
+        self.keep_rate = float(keep_rate)
+        self.last_gamma: float | None = None  # for logging/tests
+
+    def unit_direction(self, honest: Tensor) -> Tensor:
+        """``e [d]`` of unit norm for this round."""
+        d = honest.shape[-1]
+        if self.direction == "linf":
+            return honest.new_full((d,), d**-0.5)
+        if self.direction == "vector":
+            if len(self.vector) != d:
+                raise ConfigError(f"attack.vector has {len(self.vector)} entries is invalid: "
+                                  f"the model has d={d}")
+            v = torch.tensor(self.vector, dtype=honest.dtype, device=honest.device)
+            return v / v.norm()
+        if self.direction == "coordinate":
+            require(self.coordinate < d, "attack.coordinate", self.coordinate, f"< d={d}")
+            j = self.coordinate
+        else:
+            j = int(honest.var(dim=0, correction=0).argmax())
+        e = honest.new_zeros(d)
+        e[j] = 1.0
+        return e
+
+    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        if ctx.f == 0:
+            return empty_rows(honest)
+        mu = honest.mean(dim=0)
+        e = self.unit_direction(honest)
+        gamma = self.gamma if self.mode == "norm" else self.adaptive_gamma(honest, mu, e, ctx)
+        self.last_gamma = gamma
+        return repeat_rows(mu + gamma * e, ctx.f)
+
+    def keeps(self, honest: Tensor, mu: Tensor, e: Tensor, gamma: float, ctx: RoundContext) -> bool:
+        """Whether the pipeline keeps ``b = mu + gamma e`` (see the class docstring)."""
+        h, f = honest.shape[0], ctx.f
+        x = torch.cat([honest, repeat_rows(mu + gamma * e, f)])
+        agg, w = query_with_weights(ctx, x)
+        if w is not None:
+            return bool(w[h:].sum() > 0)
+        delta = 1e-3
+        x2 = torch.cat([honest, repeat_rows(mu + gamma * (1 - delta) * e, f)])
+        rate = float((agg - ctx.query(x2)) @ e) / (delta * gamma)
+        return rate >= self.keep_rate * f / (h + f)
+
+    def adaptive_gamma(self, honest: Tensor, mu: Tensor, e: Tensor, ctx: RoundContext) -> float:
+        """Largest gamma in [0, gamma_max] the pipeline keeps (doubling + bisection)."""
+        return largest_true(
+            lambda g: self.keeps(honest, mu, e, g, ctx),
+            start=self.gamma, hi=self.gamma_max, budget=self.budget, rtol=self.rtol,
+        )

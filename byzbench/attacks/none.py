@@ -1,0 +1,29 @@
+"""No attack: the f Byzantine workers behave honestly."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench.attacks._ops import empty_rows
+from byzbench.attacks.base import RoundContext
+
+
+class NoAttack:
+    """The f "Byzantine" workers follow the protocol: ``b_k = g_k`` (their own gradient
+    on their own shard, computed by the loop in the honest workers' vectorized pass).
+
+    Threat model ``local`` so the loop computes ``ctx.byz_grads [f, d]``; f = 0 (or no
+    ``byz_grads``, f = 0) gives ``[0, d]``. Use it with ``cluster.n_byz=0`` for a clean
+    baseline, or with f > 0 to measure what a rule costs when nobody attacks.
+
+    Reference: baseline (no attack).
+    """
+
+    local = True
+
+    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        if ctx.f == 0:
+            return empty_rows(honest)
+        if ctx.byz_grads is None:
+            raise RuntimeError("attack=none with f > 0 needs ctx.byz_grads (local threat model)")
+        return ctx.byz_grads.to(dtype=honest.dtype, device=honest.device)
