@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, vmap
 
 
 def flat_params(model: nn.Module) -> Tensor:
@@ -46,6 +46,16 @@ def loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
     raise ValueError(f"dataset.task={task!r} is invalid: classification or regression")
 
 
+def per_sample_loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """Unreduced loss ``[B]``: cross-entropy on logits or squared error on ``[B, 1]``;
+    its mean is ``loss_fn(task)``."""
+    if task == "classification":
+        return lambda out, y: F.cross_entropy(out, y, reduction="none")
+    if task == "regression":
+        return lambda out, y: (out.reshape(y.shape) - y).square()
+    raise ValueError(f"dataset.task={task!r} is invalid: classification or regression")
+
+
 def make_loss(model: nn.Module, task: str) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     """``loss(theta [d], x [B, ...], y [B]) -> scalar`` through ``functional_call``."""
     unflatten = make_unflatten(model)
@@ -64,11 +74,36 @@ def make_grad_fn(
 
     Returns ``fn(theta [d], X [n, B, ...], Y [n, B]) -> (G [n, d], losses [n])`` where
     ``G[i] = grad_theta loss(theta; X[i], Y[i])``.
+
+    How: theta is replicated into ``P [n, d]`` (row i = worker i's copy), the forward
+    pass is ``vmap(functional_call)`` over the rows of P and X (batched matmuls), and
+    one reverse pass of ``sum_i loss_i`` w.r.t. P gives every worker's gradient, since
+    loss_i depends only on row i. This is ``vmap(grad(loss))`` computed with a single
+    ordinary backward, which has far less per-op overhead than transforming the
+    backward with vmap (measured 1.2-1.4x faster for small MLPs; scripts/bench_round.py).
     """
-    per_worker = vmap(grad_and_value(make_loss(model, task)), in_dims=(None, 0, 0))
+    names, shapes, sizes = [], [], []
+    for name, p in model.named_parameters():
+        names.append(name)
+        shapes.append(p.shape)
+        sizes.append(p.numel())
+    per_sample = per_sample_loss_fn(task)
+
+    def forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
+        return functional_call(model, params, (x,))
+
+    batched_forward = vmap(forward)
 
     def fn(theta: Tensor, X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
-        return per_worker(theta.detach(), X, Y)
+        n = X.shape[0]
+        with torch.enable_grad():
+            P = theta.detach().unsqueeze(0).expand(n, -1).clone().requires_grad_(True)
+            parts = torch.split(P, sizes, dim=1)
+            params = {k: t.view(n, *s) for k, t, s in zip(names, parts, shapes)}
+            out = batched_forward(params, X)  # [n, B, ...]
+            losses = per_sample(out.flatten(0, 1), Y.flatten(0, 1)).view(n, -1).mean(1)
+            (G,) = torch.autograd.grad(losses.sum(), P)
+        return G, losses.detach()
 
     return fn
 
