@@ -1,0 +1,227 @@
+"""Shared math for aggregation rules and pre-aggregators.
+
+Two kinds of kernels, chosen for speed on ``[n, d]`` with small ``n`` and large ``d``:
+
+* Distance-based rules need pairwise squared distances. They come from ONE Gram
+  matrix ``G = X X^T`` (a BLAS call, the floor of every distance-based rule):
+  ``D_ij = G_ii + G_jj - 2 G_ij``. Everything after the Gram matrix is ``n x n`` work,
+  done in float64 numpy on the CPU (no kernel-launch overhead, exact enough); the only
+  other ``d``-sized work is the final weighted combination ``w @ X``. No ``n x n x d``
+  temporary is ever built.
+* Coordinate-wise rules sort along the worker axis. On CPU numpy's sort/partition along
+  axis 0 is 2-4x faster than ``torch.sort``/``torch.median`` along dim 0, and it
+  releases the GIL, so columns are processed in chunks on a small thread pool (exact:
+  every column is independent). On other devices torch is used.
+
+Non-finite rows (any inf/nan entry, or a squared norm that overflows) are "bad": the
+Gram path maps them to distance ``+inf`` from every row (themselves included) and
+gives them zero weight in combinations (their entries are never multiplied, so nan
+cannot leak through ``0 * nan``). Coordinate-wise sorts place nan after ``+inf``
+(numpy and torch agree), i.e. a nan coordinate counts as the largest value.
+
+Precision note: distances from a float32 Gram matrix lose relative accuracy when
+``||x_i - x_j||^2`` is tiny compared with ``||x_i||^2 + ||x_j||^2`` (cancellation);
+the error is about ``1e-6 (||x_i||^2 + ||x_j||^2)``, the price of the fast kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from byzbench import ConfigError
+
+INF = math.inf
+
+# Columns per chunk for the threaded numpy path (about 4-16 MB of float32 per chunk at
+# n = 30-100: large enough to amortize thread dispatch, small enough for the cache and
+# to bound temporaries to O(n * chunk) instead of O(n * d)).
+_CHUNK_ELEMS = 1 << 21
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
+                                   thread_name_prefix="byzbench-ops")
+    return _POOL
+
+
+def check_rows(rule: str, n: int, ok: bool, need: str) -> None:
+    """One-line error when a rule is called with a row count it cannot handle."""
+    if not ok:
+        raise ConfigError(f"{rule} received n={n} rows: it needs {need}")
+
+
+# --------------------------------------------------------------------------- Gram path
+
+
+def gram(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrix of the rows of ``x`` as float64 numpy, plus the bad-row mask.
+
+    Returns ``(G [n, n], bad [n])``; ``G``'s rows/columns of bad rows are zeroed so no
+    nan leaks into later ``n x n`` algebra (callers use ``bad`` to exclude them).
+    """
+    g = (x @ x.T).detach().to("cpu", torch.float64).numpy()
+    g = 0.5 * (g + g.T)  # BLAS may round G_ij and G_ji differently
+    bad = ~np.isfinite(np.diagonal(g))
+    if bad.any():
+        g[bad, :] = 0.0
+        g[:, bad] = 0.0
+    return g, bad
+
+
+def sqdist_from_gram(g: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Pairwise squared distances ``[n, n]`` from a Gram matrix; bad rows are ``+inf``
+    away from every row (diagonal included), good rows are 0 from themselves."""
+    sq = np.diagonal(g)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d2 = sq[:, None] + sq[None, :] - 2.0 * g
+    d2 = np.nan_to_num(d2, nan=INF, posinf=INF)
+    np.maximum(d2, 0.0, out=d2)
+    np.fill_diagonal(d2, 0.0)
+    if bad.any():
+        d2[bad, :] = INF
+        d2[:, bad] = INF
+    return d2
+
+
+def sqdist(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(D [n, n], G [n, n], bad [n])``: squared distances from one Gram matrix."""
+    g, bad = gram(x)
+    return sqdist_from_gram(g, bad), g, bad
+
+
+def sqdist_to_combo(g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``||x_i - sum_j w_j x_j||^2`` for every row ``i`` (``[n]``), from the Gram matrix.
+
+    ``w`` may be ``[n]`` or ``[k, n]`` (then the result is ``[k, n]``: row ``a`` holds
+    the distances from every ``x_i`` to combination ``a``).
+    """
+    gw = w @ g  # [.., n]: <x_i, v>
+    vv = np.einsum("...i,...i->...", gw, w)  # ||v||^2
+    d2 = np.diagonal(g) - 2.0 * gw + np.asarray(vv)[..., None]
+    return np.maximum(d2, 0.0)
+
+
+def krum_scores(d2: np.ndarray, k: int) -> np.ndarray:
+    """Krum score of every row: sum of its ``k`` smallest squared distances to the
+    *other* rows (Blanchard et al., 2017). ``d2`` is ``[n, n]``; rows/columns set to
+    ``+inf`` are thereby excluded as neighbours."""
+    d = d2.copy()
+    np.fill_diagonal(d, INF)
+    if k <= 0:
+        return np.zeros(d.shape[0])
+    part = np.partition(d, k - 1, axis=1)[:, :k]
+    with np.errstate(invalid="ignore"):
+        s = part.sum(axis=1)
+    return np.nan_to_num(s, nan=INF)
+
+
+def stable_smallest(scores: np.ndarray, m: int) -> np.ndarray:
+    """Indices of the ``m`` smallest scores, ties broken by the lower index."""
+    return np.argsort(scores, kind="stable")[:m]
+
+
+def combine(x: Tensor, w: np.ndarray | Tensor, bad: np.ndarray | None = None) -> Tensor:
+    """``sum_i w_i x_i`` (``w [n]`` -> ``[d]``, or ``w [k, n]`` -> ``[k, d]``) without
+    touching bad rows: their entries would turn ``0 * nan`` into nan."""
+    wt = torch.as_tensor(w, dtype=x.dtype).to(x.device)
+    if bad is not None and bad.any():
+        keep = torch.as_tensor(np.flatnonzero(~bad), device=x.device)
+        return wt.index_select(-1, keep) @ x.index_select(0, keep)
+    return wt @ x
+
+
+def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:
+    """Weights ``[n]`` equal to ``1/len(idx)`` on ``idx`` and 0 elsewhere."""
+    w = torch.zeros(n, dtype=like.dtype, device=like.device)
+    idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=like.device)
+    w[idx_t] = 1.0 / max(1, len(idx_t))
+    return w
+
+
+# ------------------------------------------------------------------ coordinate-wise path
+
+
+def _numpy_ok(x: Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def columnwise(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``fn`` applied to column blocks of ``x [n, d]``; ``fn`` maps ``[n, c] -> [..., c]``
+    and must treat columns independently. On CPU, blocks run on a thread pool (numpy
+    sorts and torch element-wise ops release the GIL); elsewhere ``fn(x)``."""
+    n, d = x.shape
+    if x.device.type != "cpu" or n * d <= _CHUNK_ELEMS or d < 2:
+        return fn(x)
+    cols = max(1, _CHUNK_ELEMS // max(1, n))
+    bounds = list(range(0, d, cols)) + [d]
+    first = fn(x[:, bounds[0]:bounds[1]])
+    out = torch.empty((*first.shape[:-1], d), dtype=first.dtype, device=x.device)
+    out[..., bounds[0]:bounds[1]] = first
+
+    def job(i: int) -> None:
+        out[..., bounds[i]:bounds[i + 1]] = fn(x[:, bounds[i]:bounds[i + 1]])
+
+    list(_pool().map(job, range(1, len(bounds) - 1)))
+    return out
+
+
+def sort0(x: Tensor) -> Tensor:
+    """Ascending sorted copy of ``x [n, c]`` along the worker axis (nan last)."""
+    if _numpy_ok(x):
+        return torch.from_numpy(np.sort(x.detach().numpy(), axis=0))
+    return torch.sort(x, dim=0).values
+
+
+def median_block(x: Tensor) -> Tensor:
+    """Coordinate-wise median of ``x [n, c]`` (mean of the two middle values for even
+    ``n``, as in Yin et al., 2018; ``torch.median`` would return the lower one)."""
+    n = x.shape[0]
+    k = n // 2
+    if _numpy_ok(x):
+        part = np.partition(x.detach().numpy(), k, axis=0)
+        hi = part[k]
+        if n % 2:
+            return torch.from_numpy(hi.copy())
+        # The other middle value is the largest of the k values left of the pivot.
+        return torch.from_numpy((part[:k].max(axis=0) + hi) * 0.5)
+    s = torch.sort(x, dim=0).values
+    return s[k] if n % 2 else (s[k - 1] + s[k]) * 0.5
+
+
+def median_sorted(s: Tensor) -> Tensor:
+    """Median of each column of an already sorted ``s [n, c]``."""
+    n = s.shape[0]
+    k = n // 2
+    return s[k] if n % 2 else (s[k - 1] + s[k]) * 0.5
+
+
+def mean_around(s: Tensor, center: Tensor, k: int) -> Tensor:
+    """Per column, the mean of the ``k`` values of sorted ``s [n, c]`` closest to
+    ``center [c]``.
+
+    Why this is exact and vectorized: the ``k`` values nearest to a point form a
+    contiguous window of the sorted column, namely the window ``[j, j + k)`` that
+    minimizes ``max(center - s_j, s_{j+k-1} - center)`` over the ``n - k + 1`` starts.
+    Ties go to the lowest window (depends on values only, so row order is irrelevant).
+    """
+    n = s.shape[0]
+    if k >= n:
+        return s.mean(dim=0)
+    lo = s[: n - k + 1]
+    hi = s[k - 1:]
+    cost = torch.maximum(center - lo, hi - center)
+    cost = torch.nan_to_num(cost, nan=INF)
+    j = cost.argmin(dim=0)
+    rows = torch.arange(n, device=s.device).unsqueeze(1)
+    mask = (rows >= j) & (rows < j + k)
+    return torch.where(mask, s, torch.zeros((), dtype=s.dtype, device=s.device)).sum(0) / k

@@ -1,0 +1,47 @@
+"""Krum (Blanchard et al., NeurIPS 2017)."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class Krum:
+    r"""Krum: the row with the smallest sum of squared distances to its ``n - f - 2``
+    nearest other rows:
+
+    .. math:: s(i) = \sum_{j \in N_i} \|x_i - x_j\|^2, \qquad u = x_{i^*},\;
+        i^* = \arg\min_i s(i),
+
+    where :math:`N_i` are the ``n - f - 2`` rows closest to :math:`x_i` (excluding i).
+    Ties go to the lowest row index. Distances come from one Gram matrix. Non-finite
+    rows are at infinite distance from every row: their score is ``+inf`` and they are
+    never anyone's neighbour while at most ``f`` rows are non-finite.
+
+    Args:
+        n: rows it will receive (injected). Needs ``n >= 2f + 3``.
+        f: declared Byzantine count (injected).
+
+    ``last_weights [n]`` is one-hot on the selected row.
+
+    Reference: P. Blanchard, E. M. El Mhamdi, R. Guerraoui, J. Stainer, "Machine
+    Learning with Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017.
+    """
+
+    def __init__(self, n: int, f: int):
+        require(f >= 0, "agg.f", f, "f >= 0")
+        require(n >= 2 * f + 3, "agg.f", f, f"krum needs n >= 2f + 3 (n={n})")
+        self.n, self.f = n, f
+        self.last_weights: Tensor | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [d]``."""
+        n, f = x.shape[0], self.f
+        _ops.check_rows("krum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
+        d2, _, _ = _ops.sqdist(x)
+        i = int(np.argmin(_ops.krum_scores(d2, n - f - 2)))
+        self.last_weights = _ops.one_hot(n, [i], x)
+        return x[i].clone()

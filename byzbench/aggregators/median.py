@@ -1,0 +1,39 @@
+"""Coordinate-wise median (Yin et al., ICML 2018)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class Median:
+    r"""Coordinate-wise median: :math:`u_k = \mathrm{median}(x_{1k}, \dots, x_{nk})`.
+
+    For even ``n`` the median is the mean of the two middle values (the usual
+    definition, used by Yin et al.); ``torch.median`` would return the lower one.
+    Non-finite entries sort as extremes (nan after ``+inf``), so up to
+    ``ceil(n/2) - 1`` non-finite rows leave the output finite.
+
+    Kernel: numpy partition along the worker axis on CPU (chunked over columns on a
+    thread pool), torch sort on other devices.
+
+    Args:
+        n: rows it will receive (injected; needs ``n >= 1``).
+        f: declared Byzantine count (injected; the rule tolerates ``f < n/2`` without
+            being told f).
+
+    Reference: D. Yin, Y. Chen, K. Ramchandran, P. Bartlett, "Byzantine-Robust
+    Distributed Learning: Towards Optimal Statistical Rates", ICML 2018.
+    """
+
+    def __init__(self, n: int = 1, f: int = 0):
+        require(n >= 1, "agg.n", n, "median needs n >= 1")
+        require(f >= 0, "agg.f", f, "f >= 0")
+        self.n, self.f = n, f
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [d]``."""
+        _ops.check_rows("median", x.shape[0], x.shape[0] >= 1, "n >= 1")
+        return _ops.columnwise(_ops.median_block, x).to(x.dtype)

@@ -1,0 +1,43 @@
+"""Coordinate-wise trimmed mean (Yin et al., ICML 2018)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class TrMean:
+    r"""Coordinate-wise trimmed mean: per coordinate, drop the ``b`` largest and ``b``
+    smallest values and average the remaining ``n - 2b``:
+
+    .. math:: u_k = \frac{1}{n - 2b} \sum_{i=b+1}^{n-b} x_{(i)k},
+
+    with :math:`x_{(1)k} \le \dots \le x_{(n)k}` and ``b = f`` (Yin et al. trim a
+    fraction beta >= f/n; byzbench trims exactly the declared f). Non-finite entries
+    sort as extremes (nan after ``+inf``), so up to ``f`` non-finite rows are trimmed.
+    ``f = 0`` is the mean.
+
+    Args:
+        n: rows it will receive (injected).
+        f: declared Byzantine count (injected): values trimmed per side. Needs 2f < n.
+
+    Reference: D. Yin, Y. Chen, K. Ramchandran, P. Bartlett, "Byzantine-Robust
+    Distributed Learning: Towards Optimal Statistical Rates", ICML 2018.
+    """
+
+    def __init__(self, n: int, f: int):
+        require(f >= 0, "agg.f", f, "f >= 0")
+        require(2 * f < n, "agg.f", f, f"trmean needs 2f < n (n={n})")
+        self.n, self.f = n, f
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [d]``."""
+        n, f = x.shape[0], self.f
+        _ops.check_rows("trmean", n, 2 * f < n, f"2f < n (f={f})")
+
+        def block(xc: Tensor) -> Tensor:
+            return _ops.sort0(xc)[f: n - f].mean(dim=0)
+
+        return _ops.columnwise(block, x).to(x.dtype)
