@@ -45,3 +45,14 @@ def image_shape(input_shape: tuple[int, ...], model: str, min_side: int) -> tupl
             f"input_shape={shape} (for digits set dataset.flatten=false)"
         )
     return shape  # type: ignore[return-value]
+
+
+def group_norm(channels: int, groups: int, param: str = "model.gn_groups"):
+    """``nn.GroupNorm(groups, channels)`` (no running statistics: vmap-safe), or the
+    identity when ``groups == 0``."""
+    from torch import nn
+
+    require(isinstance(groups, int) and groups >= 0 and (groups == 0 or channels % groups == 0),
+            param, groups, f"0 (no normalization) or a divisor of every layer's channels "
+            f"(here {channels})")
+    return nn.GroupNorm(groups, channels) if groups else nn.Identity()

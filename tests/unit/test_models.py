@@ -105,3 +105,57 @@ def test_bad_activation_is_one_line_config_error():
     with pytest.raises(ConfigError, match="model.activation") as e:
         mlp((64,), 10, activation="swishy")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "name, shape, expected",
+    [
+        # conv1 1*6*25+6 = 156; conv2 6*16*25+16 = 2416; fc1 (16*5*5)*120+120 = 48120;
+        # fc2 120*84+84 = 10164; fc3 84*10+10 = 850 -> 61706 (LeNet-5 on 28x28).
+        ("lenet", (1, 28, 28), 61706),
+        # convs 3*32*9+32 = 896, 32*64*9+64 = 18496, 64*128*9+128 = 73856; GN affine
+        # 2*(32+64+128) = 448; fc1 (128*4*4)*128+128 = 262272; fc2 128*10+10 = 1290.
+        ("cnn", (3, 32, 32), 896 + 18496 + 73856 + 448 + 262272 + 1290),
+        # He et al.'s 0.27M: stem 432+32; stage1 3*(2*2304+64) = 14016; stage2
+        # (4608+9216+128) + 2*(2*9216+128) = 51072; stage3 (18432+36864+256) +
+        # 2*(2*36864+256) = 203520; fc 650 -> 269722 (same count as with BatchNorm).
+        ("resnet20", (3, 32, 32), 269722),
+    ],
+)
+def test_parameter_counts(name, shape, expected):
+    model = build(MODEL_DIR / f"{name}.yaml", shape)
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+@pytest.mark.parametrize("name", ["lenet", "cnn", "resnet20"])
+def test_conv_models_reject_flat_inputs_in_one_line(name):
+    with pytest.raises(Exception) as e:
+        build(MODEL_DIR / f"{name}.yaml", (64,))
+    err = e.value
+    while not isinstance(err, ConfigError) and err.__cause__ is not None:
+        err = err.__cause__  # hydra wraps the builder's error
+    assert isinstance(err, ConfigError)
+    assert "input_shape=(64,)" in str(err) and "\n" not in str(err)
+
+
+def test_resnet_shortcut_zero_pads_channels():
+    # Option A: a stride-2 16->32 block's shortcut is x[..., ::2, ::2] with 8 zero
+    # channels before and 8 after. With zero conv weights the residual branch is 0
+    # (GroupNorm of a constant map returns its bias, 0), so out = relu(shortcut).
+    from byzbench.models.resnet20 import BasicBlock
+
+    block = BasicBlock(16, 32, 2, 8)
+    with torch.no_grad():
+        block.conv1.weight.zero_()
+        block.conv2.weight.zero_()
+    x = torch.rand(2, 16, 8, 8)
+    out = block(x)
+    assert out.shape == (2, 32, 4, 4)
+    assert torch.equal(out[:, 8:24], x[:, :, ::2, ::2])
+    assert torch.equal(out[:, :8], torch.zeros(2, 8, 4, 4))
+    assert torch.equal(out[:, 24:], torch.zeros(2, 8, 4, 4))
+
+
+def test_digits_image_layout_works_with_cnn():
+    model = build(MODEL_DIR / "cnn.yaml", (1, 8, 8))
+    assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
