@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -89,7 +90,16 @@ def instantiate_component(cfg: Any, name: str = "component", **inject: Any) -> A
         if (p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                 and k not in keys and k not in injected):
             raise ConfigError(f"{name}.{k} is missing: required by {node['_target_']}")
-    return instantiate(node, **injected, _convert_="all")
+    try:
+        return instantiate(node, **injected, _convert_="all")
+    except InstantiationException as e:
+        # Hydra wraps errors raised by constructors; surface our one-line ones as is.
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
 
 
 def resolve_device(device: str) -> torch.device:

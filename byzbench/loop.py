@@ -111,7 +111,8 @@ def train(exp: Experiment) -> Result:
     if exp.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=exp.rounds, desc="byzbench", leave=False, dynamic_ncols=True)
+        # disable=None: a bar on a terminal, silence in logs and sweeps.
+        bar = tqdm(total=exp.rounds, desc="byzbench", leave=False, dynamic_ncols=True, disable=None)
     do_eval(0)
     for t in range(exp.rounds):
         t0 = time.perf_counter()

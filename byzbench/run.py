@@ -48,7 +48,8 @@ def _set_threads(cfg: DictConfig, hc: Any) -> None:
         torch.set_num_threads(int(threads))
 
 
-def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any]) -> dict[str, Any]:
+def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any],
+            overrides: list[str] | None = None) -> dict[str, Any]:
     """Build and train one run; write metrics.csv, summary.json, convergence.png.
     Returns the summary."""
     from byzbench.build import build_experiment
@@ -59,7 +60,7 @@ def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any]) -> dict[str
     start = time.time()
     summary: dict[str, Any] = {
         "choices": choices, "seed": int(cfg.seed), "config_hash": config_hash(cfg),
-        "overrides": [], "versions": versions(),
+        "overrides": list(overrides or []), "versions": versions(),
     }
     exp, info = build_experiment(cfg)
     summary.update(info)
@@ -83,7 +84,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     multirun = hc.mode == RunMode.MULTIRUN
     _set_threads(cfg, hc)
     try:
-        summary = execute(cfg, out_dir, choices)
+        summary = execute(cfg, out_dir, choices, list(hc.overrides.task))
     except ConfigError as e:
         if not multirun:
             print(f"byzbench: error: {e}", file=sys.stderr)

@@ -1,0 +1,106 @@
+"""The installed `byzbench` command end to end on tiny offline data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .conftest import TINY, run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _check_run_dir(d: Path) -> dict:
+    for name in ("metrics.csv", "summary.json", "convergence.png"):
+        assert (d / name).is_file(), f"{name} missing in {d}"
+    df = pd.read_csv(d / "metrics.csv")
+    assert list(df.columns) == ["round", "split", "metric", "value"]
+    assert {"loss", "agg_error", "agg_norm", "round_time"} <= set(df[df.split == "train"].metric)
+    assert {"loss", "accuracy"} <= set(df[df.split == "test"].metric)
+    return json.loads((d / "summary.json").read_text())
+
+
+def test_single_run_writes_three_files(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli(["attack=seesaw", "agg=krum", "solver=adam", *TINY, f"hydra.run.dir={out}"],
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = _check_run_dir(out)
+    assert s["status"] == "ok"
+    assert s["choices"]["attack"] == "seesaw" and s["choices"]["agg"] == "krum"
+    assert (s["n"], s["f"], s["f_declared"]) == (7, 2, 2)
+    assert {"torch", "byzbench"} <= set(s["versions"])
+    assert 0.0 <= s["final"]["test_accuracy"] <= 1.0
+
+
+def test_multirun_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    r = run_cli(["-m", "attack=none,seesaw", "agg=mean,krum", *TINY, "plot=true",
+                 f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = sorted(p.parent for p in sweep.glob("*/summary.json"))
+    assert len(runs) == 4
+    combos = set()
+    for d in runs:
+        s = _check_run_dir(d)
+        combos.add((s["choices"]["attack"], s["choices"]["agg"]))
+    assert combos == {("none", "mean"), ("none", "krum"), ("seesaw", "mean"), ("seesaw", "krum")}
+
+
+@pytest.mark.parametrize(("override", "needle"), [
+    (["cluster.byz_frac=1.5"], "cluster.byz_frac=1.5"),
+    (["cluster.n_workers=0"], "cluster.n_workers=0"),
+    (["rounds=0"], "rounds=0"),
+    (["solver.lr=-1"], "solver.lr=-1"),
+    # n=7, f=floor(0.45*7)=3 violates Krum's n >= 2f + 3 = 9
+    (["agg=krum", "cluster.byz_frac=0.45"], "krum"),
+    (["+agg.bogus=1"], "agg.bogus"),
+])
+def test_bad_config_is_one_clear_line(tmp_path, override, needle):
+    r = run_cli([*TINY, *override, f"hydra.run.dir={tmp_path / 'x'}"], cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("byzbench: error:"), r.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_unknown_option_names_the_group(tmp_path):
+    r = run_cli(["agg=nosuchrule", f"hydra.run.dir={tmp_path / 'x'}"], cwd=tmp_path)
+    assert r.returncode != 0
+    assert "agg/nosuchrule" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_typo_in_top_level_key_is_an_error(tmp_path):
+    r = run_cli(["roundz=3", f"hydra.run.dir={tmp_path / 'x'}"], cwd=tmp_path)
+    assert r.returncode != 0 and "roundz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_non_editable_install_ships_configs(tmp_path):
+    """`pip install .` (no -e): the wheel carries byzbench/conf and the command works
+    from an unrelated directory."""
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(wheel_dir), str(REPO)], check=True, timeout=300)
+    (whl,) = wheel_dir.glob("byzbench-*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert "byzbench/conf/config.yaml" in names
+    assert any(n.startswith("byzbench/conf/agg/") for n in names)
+    site = tmp_path / "site"
+    zipfile.ZipFile(whl).extractall(site)
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    code = ("import byzbench, sys; assert byzbench.__file__.startswith(sys.argv[1]), "
+            "byzbench.__file__; from byzbench.run import main; sys.argv = sys.argv[:1] + "
+            "sys.argv[2:]; main()")
+    out = cwd / "run"
+    r = run_cli([str(site), *TINY, "rounds=2", f"hydra.run.dir={out}"], cwd=cwd,
+                cmd=[sys.executable, "-c", code], env={"PYTHONPATH": str(site)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "summary.json").is_file()
