@@ -33,6 +33,9 @@ class Dataset:
         prepare: applied to gathered inputs on the device (dtype conversion,
             normalization); must be vmap-safe and elementwise.
         name: label for logs.
+        f_star: minimum of the full-batch training loss, when the builder knows it in
+            closed form (synthetic least squares: over ``model=logreg`` with bias); the
+            run then reports the optimality gap ``loss - f_star``. None: unknown.
     """
 
     x_train: Tensor
@@ -43,6 +46,7 @@ class Dataset:
     task: str = "classification"
     prepare: Callable[[Tensor], Tensor] = field(default=_identity)
     name: str = "dataset"
+    f_star: float | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
