@@ -175,3 +175,32 @@ def query_with_weights(ctx, x: Tensor) -> tuple[Tensor, Tensor | None]:
             w = p.row_weights(x.shape[0])
         return agg, w
     return ctx.query(x), None
+
+
+def alie_z_max(n: int, f: int, formula: str = "paper") -> float:
+    """Baruch et al.'s z_max: ``s = floor(n/2 + 1) - f`` "supporters" are needed, and
+    ``z_max = Phi^-1(p)`` with ``p = (n - s) / n`` (``paper``: Algorithm 3 of the NeurIPS
+    paper as we read it) or ``p = (n - f - s) / (n - f)`` (``honest``: the honest-worker
+    fraction used by the public code of Karimireddy et al. and Ozfatura et al.).
+    Raises ConfigError when p is outside (0, 1) (no finite z_max: give z explicitly)."""
+    from statistics import NormalDist
+
+    from byzbench import require
+
+    require(formula in ("paper", "honest"), "attack.z_formula", formula, "paper or honest")
+    s = math.floor(n / 2 + 1) - f
+    p = (n - s) / n if formula == "paper" else (n - f - s) / max(n - f, 1)
+    require(0 < p < 1, "attack.z", None,
+            f"the ALIE formula has no finite z_max for n={n}, f={f} (p={p:.3f}); give attack.z")
+    return NormalDist().inv_cdf(p)
+
+
+def perturbation(honest: Tensor, kind: str) -> Tensor:
+    """Shejwalkar & Houmansadr's perturbation vectors ``p [d]`` around the honest mean mu:
+    ``unit_vec`` = mu / ||mu||, ``sign`` = sign(mu), ``std`` = coordinate-wise std."""
+    mu = honest.mean(dim=0)
+    if kind == "unit_vec":
+        return unit(mu)
+    if kind == "sign":
+        return torch.sign(mu)
+    return honest_std(honest)

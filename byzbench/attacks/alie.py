@@ -1,0 +1,48 @@
+"""A Little Is Enough (ALIE): a small, coordinated shift of z standard deviations."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench import require
+from byzbench.attacks._ops import alie_z_max, empty_rows, honest_std
+from byzbench.attacks.base import RoundContext, repeat_rows
+
+
+class ALIE:
+    """``b = mu - z * sigma`` (all f rows equal), mu / sigma the honest coordinate-wise
+    mean / std (unbiased, as the public code's ``torch.std``).
+
+    ``z`` is given, or (``z: null``) ``z_max`` from the paper: with n workers and f
+    Byzantine, ``s = floor(n/2 + 1) - f`` honest "supporters" are needed and
+    ``z_max = Phi^-1((n - s) / n)`` (``z_formula: paper``, Algorithm 3 as we read it), or
+    ``Phi^-1((n - f - s) / (n - f))`` (``z_formula: honest``, the fraction of *honest*
+    workers, as in the public code of Karimireddy et al. and ByzFL-style libraries; the
+    two differ, e.g. n = 25, f = 5: s = 8, paper z = Phi^-1(17/25) = 0.468, honest
+    z = Phi^-1(12/20) = 0.253). n and f are the round's actual values (``ctx``).
+
+    Args:
+        z: the scale, or None for z_max.
+        z_formula: ``paper | honest``.
+        n, f: injected; used to validate that z_max exists.
+
+    Reference: Baruch, Baruch, Goldberg, "A Little Is Enough: Circumventing Defenses For
+    Distributed Learning", NeurIPS 2019, Algorithm 3.
+    """
+
+    scale_param = "z"
+    scale_range = (0.0, 10.0)
+
+    def __init__(self, z: float | None = None, z_formula: str = "paper",
+                 n: int | None = None, f: int | None = None):
+        require(z_formula in ("paper", "honest"), "attack.z_formula", z_formula, "paper or honest")
+        self.z = None if z is None else float(z)
+        self.z_formula = z_formula
+        if z is None and n is not None and f:
+            alie_z_max(n, f, z_formula)  # fail at construction, not at round 0
+
+    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        if ctx.f == 0:
+            return empty_rows(honest)
+        z = self.z if self.z is not None else alie_z_max(ctx.n, ctx.f, self.z_formula)
+        return repeat_rows(honest.mean(dim=0) - z * honest_std(honest), ctx.f)

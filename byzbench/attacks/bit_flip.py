@@ -1,0 +1,27 @@
+"""Bit flipping: each Byzantine worker sends minus its own gradient."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench.attacks._ops import empty_rows
+from byzbench.attacks.base import RoundContext
+
+
+class BitFlip:
+    """``b_k = -g_k`` where g_k is Byzantine worker k's honest-protocol gradient on its
+    own shard (``ctx.byz_grads``; local threat model, rows differ).
+
+    Reference: Karimireddy, He, Jaggi, "Learning from History for Byzantine Robust
+    Optimization", ICML 2021, and "Byzantine-Robust Learning on Heterogeneous Datasets
+    via Bucketing", ICLR 2022 (bit-flipping attack).
+    """
+
+    local = True
+
+    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        if ctx.f == 0:
+            return empty_rows(honest)
+        if ctx.byz_grads is None:
+            raise RuntimeError("bit_flip needs ctx.byz_grads (local threat model)")
+        return -ctx.byz_grads.to(dtype=honest.dtype, device=honest.device)

@@ -1,0 +1,30 @@
+"""Inner product manipulation (IPM, a.k.a. "fall of empires")."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench.attacks.base import RoundContext, repeat_rows
+
+
+class IPM:
+    """``b = -eps * mu`` (all f rows equal), mu the honest mean: with small eps the
+    Byzantine vectors hide near the honest ones (vs Krum) and still drag the inner
+    product <aggregate, mu> down; large eps vs median / trimmed mean.
+
+    Args:
+        eps: the scale (default 0.1, Karimireddy et al.'s setting; Xie et al. use small
+            eps against Krum and large against median).
+
+    Reference: Xie, Koyejo, Gupta, "Fall of Empires: Breaking Byzantine-tolerant SGD by
+    Inner Product Manipulation", UAI 2019.
+    """
+
+    scale_param = "eps"
+    scale_range = (0.0, 100.0)
+
+    def __init__(self, eps: float = 0.1):
+        self.eps = float(eps)
+
+    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        return repeat_rows(-self.eps * honest.mean(dim=0), ctx.f)

@@ -1,0 +1,43 @@
+"""Label flipping: Byzantine workers train honestly on labels y -> C - 1 - y."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench import require
+from byzbench.attacks._ops import empty_rows
+from byzbench.attacks.base import RoundContext
+
+
+class LabelFlip:
+    """Each Byzantine worker sends its honest-protocol gradient computed on its own shard
+    with every label replaced by ``C - 1 - y`` (C classes). The loop applies
+    ``transform_labels`` to the Byzantine workers' labels inside the same vectorized
+    gradient pass as the honest workers, and the attack returns those gradients
+    (``ctx.byz_grads``) unchanged.
+
+    Args:
+        num_classes: injected by build; C >= 2.
+
+    Reference: Karimireddy, He, Jaggi, "Byzantine-Robust Learning on Heterogeneous
+    Datasets via Bucketing", ICLR 2022 (label-flipping attack, ``9 - y`` on MNIST).
+    """
+
+    local = True
+
+    def __init__(self, num_classes: int | None = None):
+        require(num_classes is None or num_classes >= 2, "attack.num_classes", num_classes,
+                "a classification task with >= 2 classes")
+        self.num_classes = num_classes
+
+    @staticmethod
+    def transform_labels(y: Tensor, num_classes: int) -> Tensor:
+        """``y -> num_classes - 1 - y`` (new tensor; integer labels in [0, C))."""
+        return (num_classes - 1) - y
+
+    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        if ctx.f == 0:
+            return empty_rows(honest)
+        if ctx.byz_grads is None:
+            raise RuntimeError("label_flip needs ctx.byz_grads (local threat model)")
+        return ctx.byz_grads.to(dtype=honest.dtype, device=honest.device)
