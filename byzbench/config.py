@@ -40,6 +40,7 @@ class Config:
     worker_momentum: float = 0.0
     progress: bool = True
     plot: bool = True
+    resume: bool = True  # skip a run whose dir already holds a finished run of this config
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     dataset: Any = None
     model: Any = None

@@ -161,8 +161,10 @@ def train(exp: Experiment) -> Result:
         prev_u = u.detach()
         if not (_finite(u) and _finite(theta) and _finite(losses[:n_h])):
             status = "diverged"
-        log.add(t + 1, "train", "agg_time", agg_time)
-        log.add(t + 1, "train", "round_time", time.perf_counter() - t0)
+        # Wall-clock rows get their own split: the only rows that differ between
+        # two runs with the same seed.
+        log.add(t + 1, "time", "aggregation", agg_time)
+        log.add(t + 1, "time", "round", time.perf_counter() - t0)
         t_done = t + 1
         if status != "ok" or t_done % exp.eval_every == 0 or t_done == exp.rounds:
             do_eval(t_done)

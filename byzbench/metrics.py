@@ -76,4 +76,7 @@ def _json_safe(x: Any) -> Any:
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     """``summary.json`` (non-finite floats written as strings so the file stays JSON)."""
-    path.write_text(json.dumps(_json_safe(summary), indent=2, sort_keys=True) + "\n")
+    # Written last and atomically: its presence marks a finished run (sweep resume).
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_json_safe(summary), indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)

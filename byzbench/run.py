@@ -34,7 +34,7 @@ register()
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved config minus keys that do not change the numbers."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    for k in ("progress", "plot", "threads"):
+    for k in ("progress", "plot", "threads", "resume"):
         c.pop(k, None)
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -83,6 +83,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
     multirun = hc.mode == RunMode.MULTIRUN
     _set_threads(cfg, hc)
+    done = finished_summary(out_dir, cfg)
+    if done is not None:
+        log.info("skipped: %s already holds a finished run of this config", out_dir)
+        final = done.get("final", {})
+        return final.get("test_accuracy", final.get("test_loss"))
     try:
         summary = execute(cfg, out_dir, choices, list(hc.overrides.task))
     except ConfigError as e:
@@ -102,6 +107,22 @@ def hydra_main(cfg: DictConfig) -> float | None:
     log.info("status=%s %s", summary["status"],
              " ".join(f"{k}={v:.4g}" for k, v in final.items()))
     return final.get("test_accuracy", final.get("test_loss"))
+
+
+def finished_summary(out_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The summary in ``out_dir`` if it records a finished run (status ok or diverged)
+    of the same resolved config (hash), else None: rerunning a sweep into the same
+    sweep dir skips finished runs and reruns failed or missing ones."""
+    path = out_dir / "summary.json"
+    if not cfg.get("resume", True) or not path.is_file():
+        return None
+    try:
+        s = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if s.get("status") in ("ok", "diverged") and s.get("config_hash") == config_hash(cfg):
+        return s
+    return None
 
 
 def _write_failed(out_dir: Path, cfg: DictConfig, choices: dict[str, Any], error: str,

@@ -23,6 +23,11 @@ def compose_cfg(*overrides: str):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
 
 
+def conf_options(group: str) -> list[Path]:
+    """Every option YAML of a shipped config group."""
+    return sorted((Path(CONF_DIR) / group).glob("*.yaml"))
+
+
 def byzbench_cmd() -> list[str]:
     """The installed console script (falls back to the module for a source checkout)."""
     exe = shutil.which("byzbench")

@@ -21,7 +21,8 @@ def _check_run_dir(d: Path) -> dict:
         assert (d / name).is_file(), f"{name} missing in {d}"
     df = pd.read_csv(d / "metrics.csv")
     assert list(df.columns) == ["round", "split", "metric", "value"]
-    assert {"loss", "agg_error", "agg_norm", "round_time"} <= set(df[df.split == "train"].metric)
+    assert {"loss", "agg_error", "agg_norm"} <= set(df[df.split == "train"].metric)
+    assert {"round", "aggregation"} <= set(df[df.split == "time"].metric)
     assert {"loss", "accuracy"} <= set(df[df.split == "test"].metric)
     return json.loads((d / "summary.json").read_text())
 
