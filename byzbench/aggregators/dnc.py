@@ -1,0 +1,95 @@
+"""Divide-and-conquer (DnC; Shejwalkar & Houmansadr, NDSS 2021)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class DnC:
+    r"""Divide-and-conquer: repeatedly score rows by their squared projection on the
+    top singular direction of the centered, coordinate-subsampled inputs, keep the
+    ``n - c f`` lowest-scoring rows, intersect the kept sets and average them.
+
+    For each of ``niters`` iterations: draw ``b`` coordinates r uniformly without
+    replacement (the run's seeded generator), :math:`\bar x = \mathrm{mean}_i x_{i,r}`,
+    :math:`v` the top right singular vector of :math:`(x_{i,r} - \bar x)_i`,
+    :math:`s_i = ((x_{i,r} - \bar x)^\top v)^2`, and
+    :math:`\mathcal{G} \leftarrow \mathcal{G} \cap \{n - \lfloor c f \rfloor
+    \text{ lowest } s_i\}`. Output :math:`\frac{1}{|\mathcal{G}|}\sum_{i\in\mathcal G} x_i`.
+
+    The scores come from the ``n x n`` centered Gram matrix K of the subsample:
+    :math:`s_i = \lambda u_i^2` for its top eigenpair :math:`(\lambda, u)` (identical to
+    the SVD route). Ties keep the lower row index. If the intersection is empty (the
+    paper does not say what to do) the first iteration's set is used. Non-finite rows
+    score ``+inf`` (removed first) and never enter the average; the subsample is drawn
+    from the generator's stream so results are reproducible given the seed. With
+    ``b >= d`` all coordinates are used and no randomness is consumed.
+
+    Args:
+        n: rows it will receive (injected). Needs ``n > c f``.
+        f: declared Byzantine count (injected).
+        niters: iterations, >= 1.
+        c: filtering fraction: ``floor(c f)`` rows removed per iteration, > 0.
+        b: subsampled dimension, >= 1.
+        generator: seeded torch.Generator (injected); ``None`` uses a private one
+            seeded 0.
+
+    ``last_weights [n]`` is ``1/|G|`` on the averaged rows.
+
+    Reference: V. Shejwalkar, A. Houmansadr, "Manipulating the Byzantine: Optimizing
+    Model Poisoning Attacks and Defenses for Federated Learning", NDSS 2021
+    (Algorithm 2). Defaults b = 10000, niters = 5, c = 1.
+    """
+
+    def __init__(self, n: int, f: int, niters: int = 5, c: float = 1.0, b: int = 10000,
+                 generator: torch.Generator | None = None):
+        require(f >= 0, "agg.f", f, "f >= 0")
+        require(niters >= 1, "agg.niters", niters, "niters >= 1")
+        require(c > 0, "agg.c", c, "c > 0")
+        require(b >= 1, "agg.b", b, "b >= 1")
+        require(n > int(c * f), "agg.f", f, f"dnc needs n > floor(c f) (n={n}, c={c})")
+        self.n, self.f, self.niters, self.c, self.b = n, f, niters, c, b
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        self.generator = generator
+        self.last_weights: Tensor | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [d]``."""
+        n, d = x.shape
+        remove = int(self.c * self.f)
+        _ops.check_rows("dnc", n, n > remove, f"n > floor(c f) = {remove}")
+        bad = ~torch.isfinite(x.sum(dim=1)).cpu().numpy()
+        keep_rows = torch.as_tensor(np.flatnonzero(~bad), device=x.device)
+        good_set = ~bad
+        first = None
+        for _ in range(self.niters):  # a few iterations of n x n work on a subsample
+            if self.b >= d:
+                xs = x
+            else:
+                gen = self.generator
+                r = torch.randperm(d, generator=gen, device=gen.device)[: self.b]
+                xs = x.index_select(1, r.sort().values.to(x.device))
+            xs = xs.index_select(0, keep_rows).double()
+            y = xs - xs.mean(dim=0)
+            k = (y @ y.T).cpu().numpy()
+            evals, evecs = np.linalg.eigh(0.5 * (k + k.T))
+            scores = np.full(n, np.inf)
+            scores[~bad] = max(float(evals[-1]), 0.0) * evecs[:, -1] ** 2
+            kept = np.zeros(n, dtype=bool)
+            kept[_ops.stable_smallest(scores, n - remove)] = True
+            kept &= ~bad
+            first = kept if first is None else first
+            good_set &= kept
+        if not good_set.any():
+            good_set = first
+        idx = np.flatnonzero(good_set)
+        w = np.zeros(n)
+        w[idx] = 1.0 / max(1, len(idx))
+        self.last_weights = _ops.one_hot(n, idx, x)
+        return _ops.combine(x, w, bad)

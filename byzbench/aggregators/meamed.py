@@ -1,0 +1,45 @@
+"""Mean-around-median (Xie, Koyejo, Gupta, 2018)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class MeaMed:
+    r"""Mean around the median: per coordinate, the average of the ``n - f`` values
+    closest to the coordinate-wise median:
+
+    .. math:: u_k = \frac{1}{n - f} \sum_{i \in N_k} x_{ik}, \qquad
+        N_k = \text{the } n - f \text{ indices with smallest } |x_{ik} - \mathrm{med}_k|.
+
+    Exact and vectorized: the ``n - f`` values nearest to the median are a contiguous
+    window of the sorted column (see ``_ops.mean_around``; ties go to the lower
+    window). Non-finite entries sort as extremes and are the farthest from the median.
+    ``f = 0`` is the mean.
+
+    Args:
+        n: rows it will receive (injected).
+        f: declared Byzantine count (injected). Needs 2f < n.
+
+    Reference: C. Xie, O. Koyejo, I. Gupta, "Generalized Byzantine-tolerant SGD",
+    arXiv:1802.10116, 2018.
+    """
+
+    def __init__(self, n: int, f: int):
+        require(f >= 0, "agg.f", f, "f >= 0")
+        require(2 * f < n, "agg.f", f, f"meamed needs 2f < n (n={n})")
+        self.n, self.f = n, f
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [d]``."""
+        n, f = x.shape[0], self.f
+        _ops.check_rows("meamed", n, 2 * f < n, f"2f < n (f={f})")
+
+        def block(xc: Tensor) -> Tensor:
+            s = _ops.sort0(xc)
+            return _ops.mean_around(s, _ops.median_sorted(s), n - f)
+
+        return _ops.columnwise(block, x).to(x.dtype)

@@ -1,0 +1,54 @@
+"""Multi-Krum (Blanchard et al., NeurIPS 2017)."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class MultiKrum:
+    r"""Multi-Krum: the average of the ``m`` rows with the best Krum scores.
+
+    .. math:: s(i) = \sum_{j \in N_i} \|x_i - x_j\|^2, \qquad
+        u = \frac{1}{m} \sum_{i \in S_m} x_i,
+
+    where :math:`N_i` are the ``n - f - 2`` rows closest to :math:`x_i` and
+    :math:`S_m` the ``m`` rows with the smallest scores (scores computed once, as in the
+    paper; ties go to the lower row index). ``m = 1`` is Krum; ``f = 0, m = n`` is the
+    mean. Non-finite rows have score ``+inf`` and are never selected (if fewer than
+    ``m`` rows are finite, the finite ones are averaged).
+
+    Args:
+        n: rows it will receive (injected). Needs ``n >= 2f + 3``.
+        f: declared Byzantine count (injected).
+        m: rows averaged; ``None`` means ``n - f`` (the common choice).
+
+    ``last_weights [n]`` is ``1/m`` on the selected rows.
+
+    Reference: P. Blanchard, E. M. El Mhamdi, R. Guerraoui, J. Stainer, "Machine
+    Learning with Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017.
+    """
+
+    def __init__(self, n: int, f: int, m: int | None = None):
+        require(f >= 0, "agg.f", f, "f >= 0")
+        require(n >= 2 * f + 3, "agg.f", f, f"multikrum needs n >= 2f + 3 (n={n})")
+        require(m is None or 1 <= m <= n, "agg.m", m, f"null or 1 <= m <= n (n={n})")
+        self.n, self.f, self.m = n, f, m
+        self.last_weights: Tensor | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [d]``."""
+        n, f = x.shape[0], self.f
+        _ops.check_rows("multikrum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
+        m = min(n - f if self.m is None else self.m, n)
+        d2, _, bad = _ops.sqdist(x)
+        scores = _ops.krum_scores(d2, n - f - 2)
+        scores[bad] = np.inf
+        idx = _ops.stable_smallest(scores, min(m, int((~bad).sum()) or m))
+        w = np.zeros(n)
+        w[idx] = 1.0 / len(idx)
+        self.last_weights = _ops.one_hot(n, idx, x)
+        return _ops.combine(x, w, bad)

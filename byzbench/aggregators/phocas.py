@@ -1,0 +1,46 @@
+"""Phocas (Xie, Koyejo, Gupta, 2018)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class Phocas:
+    r"""Phocas: per coordinate, the average of the ``n - f`` values closest to the
+    coordinate-wise trimmed mean (``f`` trimmed on each side):
+
+    .. math:: u_k = \frac{1}{n - f} \sum_{i \in N_k} x_{ik}, \qquad
+        N_k = \text{the } n - f \text{ indices with smallest }
+        |x_{ik} - \mathrm{TrMean}_f(x_{\cdot k})|.
+
+    One sort per coordinate gives both the trimmed mean and the nearest window (see
+    ``_ops.mean_around``). Non-finite entries are trimmed / farthest. ``f = 0`` is the
+    mean.
+
+    Args:
+        n: rows it will receive (injected).
+        f: declared Byzantine count (injected), also the trimming parameter b of the
+            paper. Needs 2f < n.
+
+    Reference: C. Xie, O. Koyejo, I. Gupta, "Phocas: dimensional Byzantine-resilient
+    stochastic gradient descent", arXiv:1805.09682, 2018.
+    """
+
+    def __init__(self, n: int, f: int):
+        require(f >= 0, "agg.f", f, "f >= 0")
+        require(2 * f < n, "agg.f", f, f"phocas needs 2f < n (n={n})")
+        self.n, self.f = n, f
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [d]``."""
+        n, f = x.shape[0], self.f
+        _ops.check_rows("phocas", n, 2 * f < n, f"2f < n (f={f})")
+
+        def block(xc: Tensor) -> Tensor:
+            s = _ops.sort0(xc)
+            return _ops.mean_around(s, s[f: n - f].mean(dim=0), n - f)
+
+        return _ops.columnwise(block, x).to(x.dtype)

@@ -1,0 +1,106 @@
+"""SignGuard (Xu, Huang, Song, Lan, ICDCS 2022)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class SignGuard:
+    r"""SignGuard: norm filter, sign-statistics clustering, then clipped averaging.
+
+    1. Norm filter: with :math:`M = \mathrm{median}_i \|x_i\|`, keep
+       :math:`S_1 = \{i : L \le \|x_i\| / M \le R\}`.
+    2. Sign clustering: on a random subset of ``ceil(frac * d)`` coordinates (the run's
+       seeded generator), each row's features are the fractions of positive, zero and
+       negative entries; MeanShift (bandwidth estimated from the features, as in the
+       authors' code) clusters the rows and :math:`S_2` is the largest cluster.
+    3. Output :math:`\frac{1}{|S|} \sum_{i \in S} x_i \min(1, M / \|x_i\|)` with
+       :math:`S = S_1 \cap S_2`.
+
+    Features are 3-dimensional, so the clustering is an ``n x 3`` CPU problem; only the
+    norms, the coordinate gather and the final combination touch ``[n, d]``. If S is
+    empty (not covered by the paper) the norm-filtered set :math:`S_1` is used, and if
+    that is empty too, every finite row. If all features coincide (bandwidth 0) every
+    row forms one cluster. Non-finite rows fail the norm filter and are excluded from
+    the clustering.
+
+    Args:
+        n: rows it will receive (injected).
+        f: declared Byzantine count (injected; SignGuard does not use it).
+        lower: L, the lower norm ratio, >= 0.
+        upper: R, the upper norm ratio, > L.
+        frac: fraction of coordinates used for the sign statistics, in (0, 1].
+        generator: seeded torch.Generator (injected); ``None`` uses a private one
+            seeded 0.
+
+    ``last_weights [n]`` holds each row's coefficient ``min(1, M/||x_i||)/|S|`` (they
+    sum to at most 1).
+
+    Reference: J. Xu, S.-L. Huang, L. Song, T. Lan, "Byzantine-robust Federated
+    Learning through Collaborative Malicious Gradient Filtering", ICDCS 2022
+    (arXiv:2109.05872). Defaults L = 0.1, R = 3.0, frac = 0.1.
+    """
+
+    def __init__(self, n: int = 1, f: int = 0, lower: float = 0.1, upper: float = 3.0,
+                 frac: float = 0.1, generator: torch.Generator | None = None):
+        require(f >= 0, "agg.f", f, "f >= 0")
+        require(lower >= 0, "agg.lower", lower, "lower >= 0")
+        require(upper > lower, "agg.upper", upper, f"upper > lower (lower={lower})")
+        require(0 < frac <= 1, "agg.frac", frac, "0 < frac <= 1")
+        self.n, self.f, self.lower, self.upper, self.frac = n, f, lower, upper, frac
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        self.generator = generator
+        self.last_weights: Tensor | None = None
+
+    @staticmethod
+    def _largest_cluster(feat: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import MeanShift, estimate_bandwidth
+
+        if len(feat) < 2:
+            return np.ones(len(feat), dtype=bool)
+        bw = estimate_bandwidth(feat, quantile=0.5)
+        if not np.isfinite(bw) or bw <= 1e-12:
+            return np.ones(len(feat), dtype=bool)
+        labels = MeanShift(bandwidth=bw, bin_seeding=True, cluster_all=False).fit(feat).labels_
+        ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+        if len(ids) == 0:
+            return np.ones(len(feat), dtype=bool)
+        return labels == ids[np.argmax(counts)]  # ties: the lowest label (MeanShift orders
+        # clusters by decreasing intensity, a value-based order)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [d]``."""
+        n, d = x.shape
+        norms_t = torch.linalg.vector_norm(x, dim=1)
+        norms = norms_t.detach().to("cpu", torch.float64).numpy()
+        finite = np.isfinite(norms)
+        if not finite.any():
+            self.last_weights = None
+            return x.mean(dim=0)
+        med = float(np.median(norms[finite]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = norms / med if med > 0 else np.where(norms > 0, np.inf, 1.0)
+        s1 = finite & (ratio >= self.lower) & (ratio <= self.upper)
+        k = max(1, int(np.ceil(self.frac * d)))
+        gen = self.generator
+        cols = torch.randperm(d, generator=gen, device=gen.device)[:k].sort().values
+        sub = x.index_select(1, cols.to(x.device))
+        feat = torch.stack([(sub > 0).double().mean(1), (sub == 0).double().mean(1),
+                            (sub < 0).double().mean(1)], dim=1).cpu().numpy()
+        s2 = np.zeros(n, dtype=bool)
+        rows = np.flatnonzero(finite)
+        s2[rows] = self._largest_cluster(feat[rows])
+        s = s1 & s2
+        if not s.any():
+            s = s1 if s1.any() else finite
+        with np.errstate(divide="ignore"):
+            clip = np.where(norms > 0, np.minimum(1.0, med / norms), 1.0)
+        w = np.where(s, clip, 0.0) / s.sum()
+        self.last_weights = torch.as_tensor(w, dtype=x.dtype).to(x.device)
+        return _ops.combine(x, w, ~finite)

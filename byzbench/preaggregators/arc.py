@@ -1,0 +1,55 @@
+"""Adaptive robust clipping (ARC; Allouah et al., 2024)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from byzbench import require
+
+
+class ARC:
+    r"""Adaptive robust clipping: the ``k`` largest-norm rows are clipped to the norm of
+    the (k+1)-th largest, with :math:`k = \lfloor 2 (f/n) (n - f) \rfloor`:
+
+    .. math:: y_i = x_i \min\Big(1, \frac{C}{\|x_i\|}\Big), \qquad
+        C = \|x_{\pi(k+1)}\|,
+
+    where :math:`\pi` orders rows by decreasing norm. ``f = 0`` leaves rows unchanged.
+    Row-preserving. Non-finite norms count as the largest, so up to k non-finite rows
+    are clipped (to nan, still discarded downstream) without affecting C.
+
+    Args:
+        n: rows it will receive (injected); ``n_out = n``. Needs ``2f < n``.
+        f: declared Byzantine count (injected).
+
+    ``last_mixing`` is None; ``last_threshold`` holds C.
+
+    Reference: Y. Allouah, R. Guerraoui, N. Gupta, A. Jellouli, G. Rizk, J. Stephan,
+    "Adaptive Gradient Clipping for Robust Federated Learning", ICLR 2025
+    (arXiv:2405.14432; first titled "Boosting Robustness by Clipping Gradients in
+    Distributed Learning", 2024).
+    """
+
+    def __init__(self, n: int, f: int):
+        require(f >= 0, "preagg.arc.f", f, "f >= 0")
+        require(2 * f < n, "preagg.arc.f", f, f"arc needs 2f < n (n={n})")
+        self.n, self.f = n, f
+        self.n_out = n
+        self.last_mixing: Tensor | None = None
+        self.last_threshold: float | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [n, d]``."""
+        n = x.shape[0]
+        k = math.floor(2 * self.f * (n - self.f) / n) if n else 0
+        if k == 0:
+            self.last_threshold = None
+            return x
+        norms = torch.nan_to_num(torch.linalg.vector_norm(x, dim=1), nan=math.inf)
+        c = torch.sort(norms, descending=True).values[min(k, n - 1)]
+        self.last_threshold = float(c)
+        scale = torch.clamp(c / norms, max=1.0)
+        return x * scale.unsqueeze(1)

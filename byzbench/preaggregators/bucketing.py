@@ -1,0 +1,68 @@
+"""Bucketing (Karimireddy, He, Jaggi, ICLR 2022)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from byzbench import require
+
+
+class Bucketing:
+    r"""Bucketing: shuffle the rows with the run's seeded generator, split them into
+    ``ceil(n / s)`` buckets of ``s`` consecutive rows (the last one smaller when
+    ``s`` does not divide n) and output each bucket's mean:
+
+    .. math:: y_b = \frac{1}{|B_b|} \sum_{i \in B_b} x_{\pi(i)}, \qquad
+        B_b = \{(b-1)s + 1, \dots, \min(bs, n)\}.
+
+    A gather plus a reshape-mean, no ``[n_out, n] @ [n, d]`` product, so a non-finite
+    row only spoils its own bucket (a matrix product would spread ``0 * nan``). The
+    rule downstream receives ``n_out`` rows and keeps the declared f (each Byzantine
+    row can spoil one bucket), as in the paper.
+
+    Args:
+        n: rows it will receive (injected); ``n_out = ceil(n / s)``.
+        f: declared Byzantine count (injected; unused).
+        s: bucket size, >= 1 (the paper uses s = 2).
+        generator: seeded torch.Generator (injected); ``None`` uses a private one
+            seeded 0.
+
+    ``last_mixing [n_out, n]`` has ``1/|B_b|`` on the rows of bucket b.
+
+    Reference: S. P. Karimireddy, L. He, M. Jaggi, "Byzantine-Robust Learning on
+    Heterogeneous Datasets via Bucketing", ICLR 2022.
+    """
+
+    def __init__(self, n: int, f: int = 0, s: int = 2, generator: torch.Generator | None = None):
+        require(s >= 1, "preagg.bucketing.s", s, "s >= 1")
+        require(n >= 1, "preagg.bucketing.n", n, "n >= 1")
+        self.n, self.f, self.s = n, f, s
+        self.n_out = math.ceil(n / s)
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        self.generator = generator
+        self.last_mixing: Tensor | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [ceil(n/s), d]``."""
+        n, d = x.shape
+        s = self.s
+        gen = self.generator
+        perm = torch.randperm(n, generator=gen, device=gen.device).to(x.device)
+        xp = x.index_select(0, perm)
+        full = n // s
+        parts = []
+        if full:
+            parts.append(xp[: full * s].view(full, s, d).mean(dim=1))
+        if full * s < n:
+            parts.append(xp[full * s:].mean(dim=0, keepdim=True))
+        out = torch.cat(parts) if len(parts) > 1 else parts[0]
+        bucket = torch.arange(n, device=x.device) // s
+        size = torch.minimum(torch.full_like(bucket, s), n - bucket * s).to(x.dtype)
+        mix = torch.zeros(out.shape[0], n, dtype=x.dtype, device=x.device)
+        mix[bucket, perm] = 1.0 / size
+        self.last_mixing = mix
+        return out

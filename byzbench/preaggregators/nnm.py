@@ -1,0 +1,63 @@
+"""Nearest-neighbour mixing (Allouah et al., AISTATS 2023)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from byzbench import require
+from byzbench.aggregators import _ops
+
+
+class NNM:
+    r"""Nearest-neighbour mixing: every row is replaced by the average of its
+    ``n - f`` nearest rows (itself included, at distance 0):
+
+    .. math:: y_i = \frac{1}{n - f} \sum_{j \in N_i} x_j, \qquad
+        N_i = \text{the } n - f \text{ rows closest to } x_i.
+
+    Distances from one Gram matrix; the output is one ``[n, n] @ [n, d]`` product.
+    Ties go to the lower row index. Non-finite rows are infinitely far from every
+    row: they are nobody's neighbour (while at least n - f rows are finite) and are
+    passed through unchanged (still non-finite) for the rule to discard.
+
+    Args:
+        n: rows it will receive (injected); ``n_out = n``. Needs ``f < n``.
+        f: declared Byzantine count (injected).
+
+    ``last_mixing [n, n]`` is the mixing matrix (rows sum to 1).
+
+    Reference: Y. Allouah, S. Farhadkhani, R. Guerraoui, N. Gupta, R. Pinot, J. Stephan,
+    "Fixing by Mixing: A Recipe for Optimal Byzantine ML under Heterogeneity",
+    AISTATS 2023.
+    """
+
+    def __init__(self, n: int, f: int):
+        require(f >= 0, "preagg.nnm.f", f, "f >= 0")
+        require(f < n, "preagg.nnm.f", f, f"nnm needs f < n (n={n})")
+        self.n, self.f = n, f
+        self.n_out = n
+        self.last_mixing: Tensor | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x [n, d] -> [n, d]``."""
+        n, f = x.shape[0], self.f
+        _ops.check_rows("nnm", n, f < n, f"f < n (f={f})")
+        d2, _, bad = _ops.sqdist(x)
+        np.fill_diagonal(d2, 0.0)  # a row is its own nearest neighbour, even a bad one
+        nbr = np.argsort(d2, axis=1, kind="stable")[:, : n - f]
+        mix = np.zeros((n, n))
+        np.put_along_axis(mix, nbr, 1.0 / (n - f), axis=1)
+        if bad.any():
+            mix[bad] = 0.0
+            mix[bad, np.flatnonzero(bad)] = 1.0
+            w = mix.copy()
+            w[:, bad] = 0.0
+            out = _ops.combine(x, w, bad)
+            out[torch.as_tensor(np.flatnonzero(bad), device=x.device)] = x[
+                torch.as_tensor(np.flatnonzero(bad), device=x.device)]
+        else:
+            out = _ops.combine(x, mix)
+        self.last_mixing = torch.as_tensor(mix, dtype=x.dtype).to(x.device)
+        return out
