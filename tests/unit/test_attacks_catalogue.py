@@ -16,13 +16,13 @@ from byzbench.attacks.base import RoundContext
 from byzbench.attacks.bit_flip import BitFlip
 from byzbench.attacks.fang_krum import FangKrum
 from byzbench.attacks.fang_trmean import FangTrmean
-from byzbench.attacks.inf import Inf
+from byzbench.attacks.inf_grad import Inf
 from byzbench.attacks.ipm import IPM
 from byzbench.attacks.label_flip import LabelFlip
 from byzbench.attacks.mimic import Mimic
 from byzbench.attacks.min_max import MinMax
 from byzbench.attacks.min_sum import MinSum
-from byzbench.attacks.nan import NaN
+from byzbench.attacks.nan_grad import NaN
 from byzbench.attacks.rop import ROP
 from byzbench.attacks.seesaw import Seesaw
 from byzbench.attacks.tuning import Tuned
