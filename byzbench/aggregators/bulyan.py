@@ -20,7 +20,9 @@ class Bulyan:
 
     where each Krum step scores the *remaining* rows with their
     ``|R| - f - 2`` nearest remaining neighbours (as in the paper; some libraries
-    score once over all n), and :math:`M_k` holds the :math:`\beta` selected values of
+    score once over all n; ties, frequent in the last steps where few neighbours are
+    scored, go to the row with the smallest total distance to the remaining rows), and
+    :math:`M_k` holds the :math:`\beta` selected values of
     coordinate k closest to the coordinate-wise median of the selection.
 
     The selection loop has :math:`\theta` sequential steps by definition, each on the
@@ -52,8 +54,13 @@ class Bulyan:
         sel: list[int] = []
         for _ in range(n - 2 * f):  # sequential by definition; n x n work per step
             idx = np.flatnonzero(remaining)
-            scores = _ops.krum_scores(d2[np.ix_(idx, idx)], len(idx) - f - 2)
-            j = int(idx[int(np.argmin(scores))])
+            sub = d2[np.ix_(idx, idx)]
+            scores = _ops.krum_scores(sub, len(idx) - f - 2)
+            # Late steps score with few (at f = 1, zero) neighbours, so ties are common:
+            # break them by the total distance to the remaining rows (a value, not an
+            # index, so row order does not matter), then by index.
+            spread = np.where(np.isinf(sub), 1e300, sub).sum(axis=1)
+            j = int(idx[np.lexsort((idx, spread, scores))[0]])
             sel.append(j)
             remaining[j] = False
         return sel
