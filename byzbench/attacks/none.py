@@ -13,7 +13,7 @@ class NoAttack:
     on their own shard, computed by the loop in the honest workers' vectorized pass).
 
     Threat model ``local`` so the loop computes ``ctx.byz_grads [f, d]``; f = 0 (or no
-    ``byz_grads``, f = 0) gives ``[0, d]``. Use it with ``cluster.n_byz=0`` for a clean
+    ``byz_grads``, f = 0) gives ``[0, d]``. Use it with ``cluster.byz_frac=0`` for a clean
     baseline, or with f > 0 to measure what a rule costs when nobody attacks.
 
     Reference: baseline (no attack).
