@@ -126,7 +126,7 @@ def test_synthetic_linreg_matches_lbfgs_optimum():
     from byzbench.grads import flat_params
     from byzbench.models.logreg import build as logreg
 
-    d = build(gen(), n_samples=500, dim=10)
+    d = build(gen(), n_samples=200, n_test=10, dim=5)
     model = logreg(d.input_shape, 1)
     assert abs(optimum.full_batch_optimum(model, flat_params(model), d) - d.f_star) < 1e-7
 

@@ -1,0 +1,82 @@
+"""Time one round's gradient pass per model on CPU: n workers x B samples, per-worker
+gradients by vmap(grad) (byzbench.grads.make_grad_fn) vs a plain autograd loop.
+
+    python scripts/bench_models.py            # n=20, B=32, every conf/model YAML
+    python scripts/bench_models.py --n 10 --batch 64 --repeats 5 --no-loop
+
+Prints a table: model, input shape, parameters d, median ms per round (vmap), median
+ms for the per-worker loop, and the loop/vmap ratio (> 1: vmap is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import statistics
+import time
+
+import torch
+from omegaconf import OmegaConf
+
+import byzbench
+from byzbench.build import instantiate_component
+from byzbench.grads import flat_params, loop_grads, make_grad_fn
+
+CONF = pathlib.Path(byzbench.__file__).parent / "conf" / "model"
+# (label, input shape) per model: the datasets each is meant for.
+CASES = {
+    "logreg": [("digits", (64,)), ("mnist", (1, 28, 28))],
+    "mlp": [("digits", (64,)), ("mnist", (1, 28, 28))],
+    "lenet": [("mnist", (1, 28, 28))],
+    "cnn": [("cifar10", (3, 32, 32))],
+    "resnet20": [("cifar10", (3, 32, 32))],
+}
+
+
+def timeit(fn, repeats: int) -> float:
+    """Median wall time in ms over ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=20, help="workers (rows)")
+    ap.add_argument("--batch", type=int, default=32, help="samples per worker")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-loop", action="store_true", help="skip the per-worker loop")
+    ap.add_argument("--models", nargs="*", default=None, help="subset of conf/model names")
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"n={args.n}, B={args.batch}, median of {args.repeats}")
+    print(f"{'model':<10} {'data':<8} {'input':<12} {'d':>9} {'vmap ms':>9} {'loop ms':>9} "
+          f"{'loop/vmap':>9}")
+    for path in sorted(CONF.glob("*.yaml")):
+        if args.models and path.stem not in args.models:
+            continue
+        for label, shape in CASES.get(path.stem, [("cifar10", (3, 32, 32))]):
+            cfg = OmegaConf.to_container(OmegaConf.load(path))
+            model = instantiate_component(cfg, "model", input_shape=shape, num_classes=10)
+            theta = flat_params(model)
+            X = torch.randn(args.n, args.batch, *shape)
+            Y = torch.randint(0, 10, (args.n, args.batch))
+            fn = make_grad_fn(model, "classification")
+            t_vmap = timeit(lambda: fn(theta, X, Y), args.repeats)  # noqa: B023
+            if args.no_loop:
+                loop, ratio = "-", "-"
+            else:
+                t_loop = timeit(lambda: loop_grads(model, theta, X, Y), args.repeats)  # noqa: B023
+                loop, ratio = f"{t_loop:.1f}", f"{t_loop / t_vmap:.2f}"
+            print(f"{path.stem:<10} {label:<8} {str(shape):<12} {theta.numel():>9} "
+                  f"{t_vmap:>9.1f} {loop:>9} {ratio:>9}")
+
+
+if __name__ == "__main__":
+    main()
