@@ -45,6 +45,9 @@ class Dirichlet:
         """Args: labels ``[N]`` int class labels (CPU), n_workers, CPU generator.
         Returns n disjoint index tensors covering all N."""
         N = len(labels)
+        require(not labels.is_floating_point(), "partition", "dirichlet",
+                "needs class labels (dataset.task=classification); use iid, shards or "
+                "gamma_similarity (sorted by target) for regression")
         check_workers(N, n_workers, self.min_size)
         rng = numpy_rng(generator)
         y = labels.cpu().numpy()

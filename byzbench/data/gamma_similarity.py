@@ -17,7 +17,8 @@ class GammaSimilarity:
     m shuffled samples are cut into n near-equal chunks (the IID part); the other
     N - m are sorted by label (ties in random order) and cut into n contiguous
     near-equal chunks, so each worker's sorted part spans ~C/n classes. gamma = 1 is
-    IID, gamma = 0 is fully sorted (maximal label skew).
+    IID, gamma = 0 is fully sorted (maximal label skew). Regression targets are sorted
+    the same way (covariate/target shift across workers).
 
     Reference: Karimireddy et al., "SCAFFOLD: Stochastic Controlled Averaging for
     Federated Learning", ICML 2020 (Sec. 7: "s% similar data": s% i.i.d., the
@@ -32,6 +33,7 @@ class GammaSimilarity:
     def __call__(self, labels: Tensor, n_workers: int, generator: torch.Generator) -> list[Tensor]:
         """Args: labels ``[N]`` int class labels (CPU), n_workers, CPU generator.
         Returns n disjoint index tensors covering all N."""
+        labels = labels.cpu()
         N = len(labels)
         check_workers(N, n_workers)
         perm = torch.randperm(N, generator=generator)

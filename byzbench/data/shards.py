@@ -16,7 +16,8 @@ class Shards:
     Sample at sorted position j lies in shard ``s = floor(j n k / N)``; a uniform
     random permutation sigma of the shards assigns shard sigma(i k + t), t < k, to
     worker i. Ties between equal labels are broken at random, so which samples of a
-    class share a shard is random too. Sizes are ~k * N/(n k) = N/n.
+    class share a shard is random too. Sizes are ~k * N/(n k) = N/n. Regression targets
+    are sorted the same way (each worker gets k ranges of the target).
 
     Reference: McMahan et al., "Communication-Efficient Learning of Deep Networks
     from Decentralized Data", AISTATS 2017 (MNIST pathological non-IID: 200 shards of
@@ -31,6 +32,7 @@ class Shards:
     def __call__(self, labels: Tensor, n_workers: int, generator: torch.Generator) -> list[Tensor]:
         """Args: labels ``[N]`` int class labels (CPU), n_workers, CPU generator.
         Returns n disjoint index tensors covering all N."""
+        labels = labels.cpu()
         N = len(labels)
         check_workers(N, n_workers, self.k)
         n_shards = n_workers * self.k

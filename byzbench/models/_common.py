@@ -40,9 +40,10 @@ def image_shape(input_shape: tuple[int, ...], model: str, min_side: int) -> tupl
     """``(C, H, W)`` for a convolutional model, or a one-line ConfigError."""
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape[1:]) < min_side:
+        hint = " (digits: set dataset.flatten=false)" if len(shape) == 1 else ""
         raise ConfigError(
             f"model={model} needs image inputs (C, H, W) with H, W >= {min_side}; got "
-            f"input_shape={shape} (for digits set dataset.flatten=false)"
+            f"input_shape={shape}{hint}"
         )
     return shape  # type: ignore[return-value]
 

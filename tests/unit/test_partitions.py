@@ -143,3 +143,24 @@ def test_shards_two_per_worker_at_most_two_classes():
     assert [len(s) for s in shards] == [200] * 5
     assert ((counts > 0).sum(1) <= 2).all()
     assert ((counts == 100) | (counts == 0) | (counts == 200)).all()
+
+
+def test_dirichlet_rejects_regression_targets():
+    with pytest.raises(ConfigError, match="classification"):
+        make(PART_DIR / "dirichlet.yaml")(torch.randn(100), 4, gen())
+
+
+@pytest.mark.parametrize("name", ["shards", "gamma_similarity"])
+def test_sorting_partitions_split_regression_targets_by_range(name):
+    # Float targets are accepted and sorted like labels; shards must stay ranges.
+    y = torch.randn(400, generator=gen(1))
+    shards = make(PART_DIR / f"{name}.yaml")(y, 4, gen())
+    assert torch.equal(torch.cat(shards).sort().values, torch.arange(400))
+    if name == "shards":
+        # 4 workers x 2 shards of 50 sorted targets: within a shard values are contiguous
+        # in sorted order, so each worker's values come from exactly 2 runs of the ranking.
+        rank = torch.empty(400, dtype=torch.long)
+        rank[torch.argsort(y)] = torch.arange(400)
+        for s in shards:
+            r = rank[s].sort().values
+            assert int((r[1:] - r[:-1] != 1).sum()) <= 1
