@@ -54,22 +54,41 @@ def test_multirun_sweep(tmp_path):
     assert combos == {("none", "mean"), ("none", "krum"), ("seesaw", "mean"), ("seesaw", "krum")}
 
 
-@pytest.mark.parametrize(("override", "needle"), [
+BAD = [
     (["cluster.byz_frac=1.5"], "cluster.byz_frac=1.5"),
     (["cluster.n_workers=0"], "cluster.n_workers=0"),
     (["rounds=0"], "rounds=0"),
     (["solver.lr=-1"], "solver.lr=-1"),
     # n=7, f=floor(0.45*7)=3 violates Krum's n >= 2f + 3 = 9
-    (["agg=krum", "cluster.byz_frac=0.45"], "krum"),
+    (["agg=krum", "cluster.byz_frac=0.45"], "krum needs n >= 2f + 3"),
     (["+agg.bogus=1"], "agg.bogus"),
-])
-def test_bad_config_is_one_clear_line(tmp_path, override, needle):
-    r = run_cli([*TINY, *override, f"hydra.run.dir={tmp_path / 'x'}"], cwd=tmp_path)
+    (["agg=bulyan"], "bulyan"),
+]
+
+
+def test_bad_config_from_installed_command_is_one_line(tmp_path):
+    r = run_cli([*TINY, "cluster.byz_frac=1.5", f"hydra.run.dir={tmp_path / 'x'}"], cwd=tmp_path)
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("byzbench: error:"), r.stderr
+    assert lines == ["byzbench: error: cluster.byz_frac=1.5 is invalid: a fraction in [0, 1)"]
+
+
+@pytest.mark.parametrize(("override", "needle"), BAD)
+def test_bad_config_is_one_clear_line(tmp_path, monkeypatch, capsys, override, needle):
+    """The entry point in-process (same code path as the command, without the
+    interpreter start-up): exit code 2 and one line naming the parameter."""
+    from byzbench.run import main
+
+    monkeypatch.setattr(sys, "argv", ["byzbench", *TINY, *override,
+                                      f"hydra.run.dir={tmp_path / 'x'}"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("byzbench: error:"), err
     assert needle in lines[0]
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in err
 
 
 def test_unknown_option_names_the_group(tmp_path):
