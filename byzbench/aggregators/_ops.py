@@ -26,10 +26,13 @@ the error is about ``1e-6 (||x_i||^2 + ||x_j||^2)``, the price of the fast kerne
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -44,6 +47,8 @@ INF = math.inf
 # to bound temporaries to O(n * chunk) instead of O(n * d)).
 _CHUNK_ELEMS = 1 << 21
 _POOL: ThreadPoolExecutor | None = None
+_BLAS: Any = None
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -52,6 +57,32 @@ def _pool() -> ThreadPoolExecutor:
         _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
                                    thread_name_prefix="byzbench-ops")
     return _POOL
+
+
+def single_blas(fn: F) -> F:
+    """Run ``fn`` with numpy's BLAS limited to one thread.
+
+    Why: the ``n x n`` algebra after the Gram matrix is tiny, and a multithreaded
+    OpenBLAS call on a 30 x 30 matrix costs ~30 ms instead of ~0.1 ms when the cores
+    are busy (thread hand-off at scheduler granularity; measured on this 2-core
+    machine under load). torch's own kernels are not affected by the limit.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _BLAS
+        if _BLAS is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                _BLAS = ThreadpoolController()
+            except ImportError:  # pragma: no cover - threadpoolctl ships with sklearn
+                _BLAS = False
+        ctx = _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
+        with ctx:
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def check_rows(rule: str, n: int, ok: bool, need: str) -> None:
@@ -91,6 +122,19 @@ def sqdist_from_gram(g: np.ndarray, bad: np.ndarray) -> np.ndarray:
         d2[bad, :] = INF
         d2[:, bad] = INF
     return d2
+
+
+def to_np(t: Tensor) -> np.ndarray:
+    """A small tensor as float64 numpy on the CPU."""
+    return t.detach().to("cpu", torch.float64).numpy()
+
+
+def sq_norms(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Squared row norms ``[n]`` (float64 numpy) and the bad-row mask (non-finite or
+    overflowing rows, whose squared norm is not finite), in one pass over ``x``."""
+    sq = to_np(torch.linalg.vector_norm(x, dim=1)) ** 2
+    bad = ~np.isfinite(sq)
+    return np.where(bad, 0.0, sq), bad
 
 
 def sqdist(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,6 +184,20 @@ def combine(x: Tensor, w: np.ndarray | Tensor, bad: np.ndarray | None = None) ->
     return wt @ x
 
 
+def sample_columns(d: int, k: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    """``k`` distinct sorted column indices out of ``d``, drawn from ``generator``.
+
+    The generator supplies one 62-bit seed for numpy's sampler without replacement,
+    which is O(k) (``torch.randperm`` is O(d): 40 ms at d = 1e6, per call); the draw is
+    therefore fully determined by the generator's state.
+    """
+    if k >= d:
+        return torch.arange(d, device=device)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    idx = np.sort(np.random.default_rng(seed).choice(d, size=k, replace=False))
+    return torch.as_tensor(idx, device=device)
+
+
 def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:
     """Weights ``[n]`` equal to ``1/len(idx)`` on ``idx`` and 0 elsewhere."""
     w = torch.zeros(n, dtype=like.dtype, device=like.device)
@@ -149,63 +207,81 @@ def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------ coordinate-wise path
+#
+# Block kernels receive a column block either as a numpy array (CPU float32/float64:
+# numpy sorts are faster, and numpy element-wise ops are single-threaded, which keeps
+# the blocks running on the thread pool from fighting torch's intra-op threads: under
+# load, a torch op on a 30 x 70k block measured 0.3 ms alone and 40 ms inside the
+# pool) or as a torch tensor (other devices/dtypes). The helpers below accept both.
+
+Array = np.ndarray | Tensor
 
 
 def _numpy_ok(x: Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
 
 
-def columnwise(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+def columnwise(fn: Callable[[Array], Array], x: Tensor) -> Tensor:
     """``fn`` applied to column blocks of ``x [n, d]``; ``fn`` maps ``[n, c] -> [..., c]``
-    and must treat columns independently. On CPU, blocks run on a thread pool (numpy
-    sorts and torch element-wise ops release the GIL); elsewhere ``fn(x)``."""
+    and must treat columns independently. On CPU (float32/float64) ``fn`` receives numpy
+    blocks, run on a thread pool (numpy releases the GIL); elsewhere ``fn(x)``."""
     n, d = x.shape
-    if x.device.type != "cpu" or n * d <= _CHUNK_ELEMS or d < 2:
+    if not _numpy_ok(x):
         return fn(x)
+    a = x.detach().numpy()
+    if n * d <= _CHUNK_ELEMS or d < 2:
+        return torch.from_numpy(np.ascontiguousarray(fn(a)))
     cols = max(1, _CHUNK_ELEMS // max(1, n))
     bounds = list(range(0, d, cols)) + [d]
-    first = fn(x[:, bounds[0]:bounds[1]])
-    out = torch.empty((*first.shape[:-1], d), dtype=first.dtype, device=x.device)
+    first = fn(a[:, bounds[0]:bounds[1]])
+    out = np.empty((*first.shape[:-1], d), dtype=first.dtype)
     out[..., bounds[0]:bounds[1]] = first
 
     def job(i: int) -> None:
-        out[..., bounds[i]:bounds[i + 1]] = fn(x[:, bounds[i]:bounds[i + 1]])
+        out[..., bounds[i]:bounds[i + 1]] = fn(a[:, bounds[i]:bounds[i + 1]])
 
     list(_pool().map(job, range(1, len(bounds) - 1)))
-    return out
+    return torch.from_numpy(out)
 
 
-def sort0(x: Tensor) -> Tensor:
-    """Ascending sorted copy of ``x [n, c]`` along the worker axis (nan last)."""
-    if _numpy_ok(x):
-        return torch.from_numpy(np.sort(x.detach().numpy(), axis=0))
-    return torch.sort(x, dim=0).values
+def take_rows(a: Array, rows: np.ndarray) -> Array:
+    """Rows ``rows`` of a numpy block or tensor."""
+    if isinstance(a, np.ndarray):
+        return a[rows]
+    return a.index_select(0, torch.as_tensor(rows, device=a.device))
 
 
-def median_block(x: Tensor) -> Tensor:
-    """Coordinate-wise median of ``x [n, c]`` (mean of the two middle values for even
+def sort0(a: Array) -> Array:
+    """Ascending sorted copy along the worker axis (nan last, numpy and torch agree)."""
+    if isinstance(a, np.ndarray):
+        return np.sort(a, axis=0)
+    return torch.sort(a, dim=0).values
+
+
+def median_block(a: Array) -> Array:
+    """Coordinate-wise median of ``a [n, c]`` (mean of the two middle values for even
     ``n``, as in Yin et al., 2018; ``torch.median`` would return the lower one)."""
-    n = x.shape[0]
+    n = a.shape[0]
     k = n // 2
-    if _numpy_ok(x):
-        part = np.partition(x.detach().numpy(), k, axis=0)
+    if isinstance(a, np.ndarray):
+        part = np.partition(a, k, axis=0)
         hi = part[k]
         if n % 2:
-            return torch.from_numpy(hi.copy())
+            return hi.copy()
         # The other middle value is the largest of the k values left of the pivot.
-        return torch.from_numpy((part[:k].max(axis=0) + hi) * 0.5)
-    s = torch.sort(x, dim=0).values
+        return (part[:k].max(axis=0) + hi) * 0.5
+    s = torch.sort(a, dim=0).values
     return s[k] if n % 2 else (s[k - 1] + s[k]) * 0.5
 
 
-def median_sorted(s: Tensor) -> Tensor:
+def median_sorted(s: Array) -> Array:
     """Median of each column of an already sorted ``s [n, c]``."""
     n = s.shape[0]
     k = n // 2
     return s[k] if n % 2 else (s[k - 1] + s[k]) * 0.5
 
 
-def mean_around(s: Tensor, center: Tensor, k: int) -> Tensor:
+def mean_around(s: Array, center: Array, k: int) -> Array:
     """Per column, the mean of the ``k`` values of sorted ``s [n, c]`` closest to
     ``center [c]``.
 
@@ -213,14 +289,21 @@ def mean_around(s: Tensor, center: Tensor, k: int) -> Tensor:
     contiguous window of the sorted column, namely the window ``[j, j + k)`` that
     minimizes ``max(center - s_j, s_{j+k-1} - center)`` over the ``n - k + 1`` starts.
     Ties go to the lowest window (depends on values only, so row order is irrelevant).
+    A nan cost (nan values, or a non-finite center) counts as ``+inf``.
     """
     n = s.shape[0]
     if k >= n:
-        return s.mean(dim=0)
-    lo = s[: n - k + 1]
-    hi = s[k - 1:]
-    cost = torch.maximum(center - lo, hi - center)
-    cost = torch.nan_to_num(cost, nan=INF)
+        return s.mean(0)
+    lo, hi = s[: n - k + 1], s[k - 1:]
+    if isinstance(s, np.ndarray):
+        with np.errstate(invalid="ignore"):
+            cost = np.maximum(center - lo, hi - center)
+        np.nan_to_num(cost, copy=False, nan=INF)
+        j = cost.argmin(axis=0)
+        rows = np.arange(n)[:, None]
+        mask = (rows >= j) & (rows < j + k)
+        return np.where(mask, s, 0).sum(axis=0) / s.dtype.type(k)
+    cost = torch.nan_to_num(torch.maximum(center - lo, hi - center), nan=INF)
     j = cost.argmin(dim=0)
     rows = torch.arange(n, device=s.device).unsqueeze(1)
     mask = (rows >= j) & (rows < j + k)

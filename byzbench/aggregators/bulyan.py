@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from byzbench import require
@@ -65,6 +64,7 @@ class Bulyan:
             remaining[j] = False
         return sel
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
@@ -72,10 +72,10 @@ class Bulyan:
         d2, _, _ = _ops.sqdist(x)
         sel = self.select(d2)
         beta = len(sel) - 2 * f
-        sel_t = torch.as_tensor(sel, device=x.device)
+        rows = np.asarray(sel)
 
-        def block(xc: Tensor) -> Tensor:
-            s = _ops.sort0(xc.index_select(0, sel_t))
+        def block(xc: _ops.Array) -> _ops.Array:
+            s = _ops.sort0(_ops.take_rows(xc, rows))
             return _ops.mean_around(s, _ops.median_sorted(s), beta)
 
         self.last_weights = _ops.one_hot(n, sel, x)

@@ -82,6 +82,7 @@ class CAF:
         self.last_rounds = rounds
         return best_p
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f

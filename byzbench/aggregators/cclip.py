@@ -19,9 +19,10 @@ class CClip:
     output :math:`v_L`, which becomes the next call's :math:`v_0` (zero before the
     first call, as in the paper's Algorithm with :math:`v` initialized at 0).
 
-    Every iterate is :math:`v_l = a_l v_0 + \sum_j w_j x_j`, so the L iterations run on
-    the ``n x n`` Gram matrix plus :math:`X v_0`; the ``[n, d]`` data is read for the
-    Gram matrix, one matrix-vector product and the final combination. Non-finite rows
+    Every iterate is :math:`v_l = a_l v_0 + \sum_j w_j x_j`, so distances follow from
+    :math:`\|x_i\|^2`, :math:`X v_0` and :math:`X X^\top w`: the default L = 1 reads the
+    ``[n, d]`` data three times (row norms, one matrix-vector product, the final
+    combination), each further iteration twice more; no ``[n, d]`` temporary. Non-finite rows
     are infinitely far: their clipped contribution :math:`\min(1, \tau/\infty)` is 0.
     The center is *reassigned* (never mutated in place) so ``Pipeline.query`` can
     restore it. Not idempotent on identical rows: each iteration moves at most
@@ -48,22 +49,24 @@ class CClip:
         self.center: Tensor | None = None
         self.last_weights: Tensor | None = None
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
         _ops.check_rows("cclip", n, n >= 1, "n >= 1")
-        g, bad = _ops.gram(x)
         v0 = self.center
         if v0 is None or v0.shape != (d,):
             v0 = torch.zeros(d, dtype=x.dtype, device=x.device)
         v0 = v0.to(device=x.device, dtype=x.dtype)
-        p = (x @ v0).detach().to("cpu", torch.float64).numpy()  # <x_i, v0>
-        p = np.where(bad, 0.0, p)
-        vv = float((v0.double() @ v0.double()).item())
-        sq = np.diagonal(g)
+        sq, bad = _ops.sq_norms(x)
+        p = np.where(bad, 0.0, _ops.to_np(x @ v0))  # <x_i, v0>
+        vv = float(_ops.to_np(v0 @ v0))
         a, w = 1.0, np.zeros(n)
-        for _ in range(self.iterations):  # L iterations on n x n quantities
-            gw = g @ w
+        for _ in range(self.iterations):  # L iterations on n-vectors
+            # v = a v0 + X^T w; <x_i, X^T w> = (X X^T w)_i costs two matrix-vector
+            # products, skipped while w = 0 (always the case in the first iteration).
+            gw = _ops.to_np(x @ _ops.combine(x, w, bad)) if w.any() else np.zeros(n)
+            gw = np.where(bad, 0.0, gw)
             d2 = sq - 2.0 * (a * p + gw) + a * a * vv + 2.0 * a * (w @ p) + w @ gw
             dist = np.sqrt(np.maximum(d2, 0.0))
             with np.errstate(divide="ignore"):

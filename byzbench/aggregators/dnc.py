@@ -59,6 +59,7 @@ class DnC:
         self.generator = generator
         self.last_weights: Tensor | None = None
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
@@ -72,9 +73,7 @@ class DnC:
             if self.b >= d:
                 xs = x
             else:
-                gen = self.generator
-                r = torch.randperm(d, generator=gen, device=gen.device)[: self.b]
-                xs = x.index_select(1, r.sort().values.to(x.device))
+                xs = x.index_select(1, _ops.sample_columns(d, self.b, self.generator, x.device))
             xs = xs.index_select(0, keep_rows).double()
             y = xs - xs.mean(dim=0)
             k = (y @ y.T).cpu().numpy()

@@ -53,6 +53,7 @@ class GeoMed:
         self.last_weights: Tensor | None = None
         self.last_iterations = 0
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]

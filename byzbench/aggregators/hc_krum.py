@@ -88,6 +88,7 @@ class HCKrum:
         lab = fcluster(z, t=min(self.k, m), criterion="maxclust")
         return lab - 1
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]

@@ -37,6 +37,7 @@ class Krum:
         self.n, self.f = n, f
         self.last_weights: Tensor | None = None
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f

@@ -101,6 +101,7 @@ class MDA:
         self.last_nodes = nodes[0]
         return best[1]
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f

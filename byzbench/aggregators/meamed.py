@@ -38,7 +38,7 @@ class MeaMed:
         n, f = x.shape[0], self.f
         _ops.check_rows("meamed", n, 2 * f < n, f"2f < n (f={f})")
 
-        def block(xc: Tensor) -> Tensor:
+        def block(xc: _ops.Array) -> _ops.Array:
             s = _ops.sort0(xc)
             return _ops.mean_around(s, _ops.median_sorted(s), n - f)
 

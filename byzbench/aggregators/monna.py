@@ -46,25 +46,25 @@ class MoNNA:
         self.previous: Tensor | None = None
         self.last_weights: Tensor | None = None
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
         f = self.f
         _ops.check_rows("monna", n, f < n, f"f < n (f={f})")
-        g, bad = _ops.gram(x)
-        sq = np.diagonal(g)
+        # Distances to one pivot need only row norms and one matrix-vector product.
+        sq, bad = _ops.sq_norms(x)
         if self.pivot == "previous":
             v = self.previous
             if v is None or v.shape != (d,):
                 v = torch.zeros(d, dtype=x.dtype, device=x.device)
-            p = (x @ v.to(x.device, x.dtype)).detach().to("cpu", torch.float64).numpy()
-            vv = float((v.double() @ v.double()).item())
-            dist = sq - 2.0 * p + vv
+            v = v.to(x.device, x.dtype)
+            dist = sq - 2.0 * _ops.to_np(x @ v) + float(_ops.to_np(v @ v))
         else:
             i = int(self.pivot)
             if bad[i] and (~bad).any():
                 i = int(np.flatnonzero(~bad)[0])
-            dist = sq - 2.0 * g[i] + sq[i]
+            dist = sq - 2.0 * _ops.to_np(x @ x[i]) + sq[i]
             dist[i] = 0.0
         dist = np.where(bad, np.inf, np.maximum(dist, 0.0))
         idx = _ops.stable_smallest(dist, n - f)

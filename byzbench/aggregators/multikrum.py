@@ -39,6 +39,7 @@ class MultiKrum:
         self.n, self.f, self.m = n, f, m
         self.last_weights: Tensor | None = None
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f

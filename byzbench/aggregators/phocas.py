@@ -39,8 +39,8 @@ class Phocas:
         n, f = x.shape[0], self.f
         _ops.check_rows("phocas", n, 2 * f < n, f"2f < n (f={f})")
 
-        def block(xc: Tensor) -> Tensor:
+        def block(xc: _ops.Array) -> _ops.Array:
             s = _ops.sort0(xc)
-            return _ops.mean_around(s, s[f: n - f].mean(dim=0), n - f)
+            return _ops.mean_around(s, s[f: n - f].mean(0), n - f)
 
         return _ops.columnwise(block, x).to(x.dtype)

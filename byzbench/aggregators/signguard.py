@@ -71,6 +71,7 @@ class SignGuard:
         # Ties: the lowest label, i.e. the densest centre (labels follow intensity).
         return labels == ids[np.argmax(counts)]
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
@@ -85,9 +86,7 @@ class SignGuard:
             ratio = norms / med if med > 0 else np.where(norms > 0, np.inf, 1.0)
         s1 = finite & (ratio >= self.lower) & (ratio <= self.upper)
         k = max(1, int(np.ceil(self.frac * d)))
-        gen = self.generator
-        cols = torch.randperm(d, generator=gen, device=gen.device)[:k].sort().values
-        sub = x.index_select(1, cols.to(x.device))
+        sub = x.index_select(1, _ops.sample_columns(d, k, self.generator, x.device))
         feat = torch.stack([(sub > 0).double().mean(1), (sub == 0).double().mean(1),
                             (sub < 0).double().mean(1)], dim=1).cpu().numpy()
         s2 = np.zeros(n, dtype=bool)

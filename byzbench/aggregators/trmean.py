@@ -37,7 +37,7 @@ class TrMean:
         n, f = x.shape[0], self.f
         _ops.check_rows("trmean", n, 2 * f < n, f"2f < n (f={f})")
 
-        def block(xc: Tensor) -> Tensor:
-            return _ops.sort0(xc)[f: n - f].mean(dim=0)
+        def block(xc: _ops.Array) -> _ops.Array:
+            return _ops.sort0(xc)[f: n - f].mean(0)
 
         return _ops.columnwise(block, x).to(x.dtype)

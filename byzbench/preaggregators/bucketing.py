@@ -18,8 +18,9 @@ class Bucketing:
     .. math:: y_b = \frac{1}{|B_b|} \sum_{i \in B_b} x_{\pi(i)}, \qquad
         B_b = \{(b-1)s + 1, \dots, \min(bs, n)\}.
 
-    A gather plus a reshape-mean, no ``[n_out, n] @ [n, d]`` product, so a non-finite
-    row only spoils its own bucket (a matrix product would spread ``0 * nan``). The
+    Computed as one ``[n_out, n] @ [n, d]`` product (reads the data once); when a row is
+    non-finite that product would spread ``0 * nan`` to every bucket, so the buckets
+    are then recomputed by gather + mean and a bad row only spoils its own bucket. The
     rule downstream receives ``n_out`` rows and keeps the declared f (each Byzantine
     row can spoil one bucket), as in the paper.
 
@@ -52,6 +53,17 @@ class Bucketing:
         s = self.s
         gen = self.generator
         perm = torch.randperm(n, generator=gen, device=gen.device).to(x.device)
+        bucket = torch.arange(n, device=x.device) // s
+        size = torch.minimum(torch.full_like(bucket, s), n - bucket * s).to(x.dtype)
+        mix = torch.zeros(-(-n // s), n, dtype=x.dtype, device=x.device)
+        mix[bucket, perm] = 1.0 / size
+        self.last_mixing = mix
+        # One [n_out, n] @ [n, d] product reads x once; but it spreads 0 * nan from a
+        # non-finite row into every bucket, so then fall back to gather + mean, where a
+        # bad row only spoils its own bucket.
+        out = mix @ x
+        if torch.isfinite(out.sum(dim=1)).all():
+            return out
         xp = x.index_select(0, perm)
         full = n // s
         parts = []
@@ -59,10 +71,4 @@ class Bucketing:
             parts.append(xp[: full * s].view(full, s, d).mean(dim=1))
         if full * s < n:
             parts.append(xp[full * s:].mean(dim=0, keepdim=True))
-        out = torch.cat(parts) if len(parts) > 1 else parts[0]
-        bucket = torch.arange(n, device=x.device) // s
-        size = torch.minimum(torch.full_like(bucket, s), n - bucket * s).to(x.dtype)
-        mix = torch.zeros(out.shape[0], n, dtype=x.dtype, device=x.device)
-        mix[bucket, perm] = 1.0 / size
-        self.last_mixing = mix
-        return out
+        return torch.cat(parts) if len(parts) > 1 else parts[0]

@@ -40,6 +40,7 @@ class NNM:
         self.n_out = n
         self.last_mixing: Tensor | None = None
 
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [n, d]``."""
         n, f = x.shape[0], self.f

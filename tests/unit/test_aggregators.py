@@ -139,3 +139,23 @@ def test_construction_errors_are_one_line(cls, n, f, needle):
     with pytest.raises(ConfigError) as e:
         cls(n, f)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_numpy_and_torch_block_kernels_agree():
+    # CPU float32/64 blocks run in numpy, other devices/dtypes in torch: same answers,
+    # non-finite values included.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(9, 200, generator=g, dtype=torch.float64)
+    x[1, :50] = math.inf
+    x[4, 30:90] = math.nan
+    x[7, ::3] = -math.inf
+    for n_rows in (9, 8):
+        t = x[:n_rows]
+        a = t.numpy()
+        torch.testing.assert_close(torch.from_numpy(_ops.median_block(a)), _ops.median_block(t),
+                                   equal_nan=True)
+        s_np, s_t = _ops.sort0(a), _ops.sort0(t)
+        for k in (n_rows - 2, n_rows - 4):
+            c_np, c_t = _ops.median_sorted(s_np), _ops.median_sorted(s_t)
+            torch.testing.assert_close(torch.from_numpy(_ops.mean_around(s_np, c_np, k)),
+                                       _ops.mean_around(s_t, c_t, k), equal_nan=True)
