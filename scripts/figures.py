@@ -1,0 +1,41 @@
+"""Tables and figures from a finished sweep (data files only).
+
+    python scripts/figures.py SWEEP_DIR [--out DIR] [--bench CSV] [--metric NAME]
+
+Writes results.csv/.parquet, runs.csv, the markdown tables (final metric mean +- sd,
+worst case over attacks, Byzantine-selection rate) and the figures (convergence grid,
+attack x rule heatmap, final metric versus f/n when swept, aggregator runtime when a
+benchmark CSV is given) as PNG + PDF into DIR (default SWEEP_DIR/report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from byzbench.figures import make_figures
+from byzbench.report import write_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
+    p.add_argument("--bench", type=Path, default=None,
+                   help="aggregator benchmark CSV (columns n, d, rule, seconds)")
+    p.add_argument("--metric", default=None, help="default test_accuracy, else test_loss")
+    p.add_argument("--quiet", action="store_true", help="do not print the tables")
+    a = p.parse_args(argv)
+    try:
+        write_report(a.sweep_dir, a.out, a.metric, a.quiet)
+    except FileNotFoundError as e:
+        print(f"figures.py: error: {e}", file=sys.stderr)
+        return 2
+    for path in make_figures(a.sweep_dir, a.out, a.bench, a.metric):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
