@@ -13,11 +13,12 @@ that tensor; in the same process, on the same tensor, its floor is timed:
 * ``gram+sort`` for Bulyan (both phases).
 
 Reported: best-of-``--repeats`` seconds (each call after a warm-up call), the ratio
-to the floor, and the peak resident-memory growth during the calls (sampled every
-2 ms). Rule and floor are timed alternately so that load from other processes hits
-both alike; timings on a shared machine are still noisy, ratios less so. The sort
-floor's variant (torch kthvalue, torch median or numpy partition) is the fastest one
-in a quick probe for each (n, d).
+to the floor, and the peak resident-memory growth during one more call of the stage
+alone (sampled every 2 ms; buffers kept from earlier calls are not counted). Rule and
+floor are timed alternately so that load from other processes hits both alike;
+timings on a shared machine are still noisy, ratios less so. The sort floor's variant
+(torch kthvalue, torch median or numpy partition) is the fastest one in a quick probe
+for each (n, d).
 
 Examples::
 
@@ -196,8 +197,9 @@ def main(argv: list[str] | None = None) -> None:
                         continue
                     kind = FLOOR.get(label, "mean")
                     floor = [fns[k] for k in kind.replace("sort", sort_variant).split("+")]
-                    with PeakRSS() as mem:
-                        t, tf = paired(lambda s=stage, xx=x: s(xx), floor, args.repeats, dev)
+                    t, tf = paired(lambda s=stage, xx=x: s(xx), floor, args.repeats, dev)
+                    with PeakRSS() as mem:  # one more call, alone
+                        stage(x)
                     row = {"device": dev_name, "n": n, "d": d, "stage": label, "f": f,
                            "seconds": round(t, 5), "floor": kind, "floor_seconds": round(tf, 5),
                            "ratio": round(t / tf, 2), "peak_mib": round(mem.peak / 2**20, 1),

@@ -174,14 +174,32 @@ def stable_smallest(scores: np.ndarray, m: int) -> np.ndarray:
     return np.argsort(scores, kind="stable")[:m]
 
 
-def combine(x: Tensor, w: np.ndarray | Tensor, bad: np.ndarray | None = None) -> Tensor:
+def combine(x: Tensor, w: np.ndarray | Tensor, bad: np.ndarray | None = None,
+            out: Tensor | None = None) -> Tensor:
     """``sum_i w_i x_i`` (``w [n]`` -> ``[d]``, or ``w [k, n]`` -> ``[k, d]``) without
-    touching bad rows: their entries would turn ``0 * nan`` into nan."""
+    touching bad rows: their entries would turn ``0 * nan`` into nan. ``out``: optional
+    destination (see :func:`reusable`)."""
     wt = torch.as_tensor(w, dtype=x.dtype).to(x.device)
     if bad is not None and bad.any():
         keep = torch.as_tensor(np.flatnonzero(~bad), device=x.device)
-        return wt.index_select(-1, keep) @ x.index_select(0, keep)
-    return wt @ x
+        wt, x = wt.index_select(-1, keep), x.index_select(0, keep)
+    return wt @ x if out is None else torch.matmul(wt, x, out=out)
+
+
+def reusable(owner: object, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """An output buffer kept on ``owner`` and reused while shape/dtype/device match.
+
+    Why: pre-aggregators return a fresh ``[n, d]`` matrix every call; on CPU a fresh
+    120 MB allocation is returned to the OS when freed and page-faulted again next time
+    (~100 ms here, 4x a multiply into warm memory). The buffer is valid until the
+    owner's next call: every rule consumes its input within the call (none returns a
+    view of it).
+    """
+    buf = getattr(owner, "_out", None)
+    if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
+        buf = torch.empty(shape, dtype=like.dtype, device=like.device)
+        owner._out = buf  # type: ignore[attr-defined]
+    return buf
 
 
 def sample_columns(d: int, k: int, generator: torch.Generator, device: torch.device) -> Tensor:
@@ -196,6 +214,21 @@ def sample_columns(d: int, k: int, generator: torch.Generator, device: torch.dev
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
     idx = np.sort(np.random.default_rng(seed).choice(d, size=k, replace=False))
     return torch.as_tensor(idx, device=device)
+
+
+def gather_cols(x: Tensor, idx: Tensor) -> np.ndarray:
+    """Columns ``idx`` of ``x`` as float64 numpy (numpy take on CPU: a small torch op
+    on a busy machine waits ~10 ms for intra-op threads; numpy runs in the caller)."""
+    if x.device.type == "cpu":
+        return np.take(x.detach().numpy(), idx.numpy(), axis=1).astype(np.float64)
+    return to_np(x.index_select(1, idx))
+
+
+def all_finite(t: Tensor) -> bool:
+    """Whether every entry of ``t`` is finite (numpy on CPU, see :func:`gather_cols`)."""
+    if t.device.type == "cpu":
+        return bool(np.isfinite(t.detach().numpy()).all())
+    return bool(torch.isfinite(t).all())
 
 
 def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:

@@ -25,8 +25,9 @@ class DnC:
     The scores come from the ``n x n`` centered Gram matrix K of the subsample:
     :math:`s_i = \lambda u_i^2` for its top eigenpair :math:`(\lambda, u)` (identical to
     the SVD route). Ties keep the lower row index. If the intersection is empty (the
-    paper does not say what to do) the first iteration's set is used. Non-finite rows
-    score ``+inf`` (removed first) and never enter the average; the subsample is drawn
+    paper does not say what to do) the first iteration's set is used. Rows non-finite
+    on the sampled coordinates score ``+inf`` (removed first); a selected row that is
+    non-finite elsewhere is dropped from the average afterwards. The subsample is drawn
     from the generator's stream so results are reproducible given the seed. With
     ``b >= d`` all coordinates are used and no randomness is consumed.
 
@@ -65,29 +66,39 @@ class DnC:
         n, d = x.shape
         remove = int(self.c * self.f)
         _ops.check_rows("dnc", n, n > remove, f"n > floor(c f) = {remove}")
-        bad = ~torch.isfinite(x.sum(dim=1)).cpu().numpy()
-        keep_rows = torch.as_tensor(np.flatnonzero(~bad), device=x.device)
-        good_set = ~bad
+        good_set = np.ones(n, dtype=bool)
         first = None
         for _ in range(self.niters):  # a few iterations of n x n work on a subsample
+            # Rows non-finite on the sample score +inf; rows non-finite elsewhere are
+            # caught after the average (one pass over x is saved when there are none).
+            # The [n, b] sample is small: numpy float64, no torch thread hand-offs.
             if self.b >= d:
-                xs = x
+                a = _ops.to_np(x)
             else:
-                xs = x.index_select(1, _ops.sample_columns(d, self.b, self.generator, x.device))
-            xs = xs.index_select(0, keep_rows).double()
-            y = xs - xs.mean(dim=0)
-            k = (y @ y.T).cpu().numpy()
-            evals, evecs = np.linalg.eigh(0.5 * (k + k.T))
+                a = _ops.gather_cols(x, _ops.sample_columns(d, self.b, self.generator, x.device))
+            bad_s = ~np.isfinite(a.sum(axis=1))
+            y = a[~bad_s]
+            y = y - y.mean(axis=0)
+            evals, evecs = np.linalg.eigh(y @ y.T)
             scores = np.full(n, np.inf)
-            scores[~bad] = max(float(evals[-1]), 0.0) * evecs[:, -1] ** 2
+            scores[~bad_s] = max(float(evals[-1]), 0.0) * evecs[:, -1] ** 2
             kept = np.zeros(n, dtype=bool)
             kept[_ops.stable_smallest(scores, n - remove)] = True
-            kept &= ~bad
+            kept &= ~bad_s
             first = kept if first is None else first
             good_set &= kept
         if not good_set.any():
             good_set = first
-        idx = np.flatnonzero(good_set)
+        out = self._average(x, good_set, None)
+        if not _ops.all_finite(out):  # a selected row is non-finite off the sample
+            bad = ~np.isfinite(_ops.to_np(x.sum(dim=1)))
+            good_set = good_set & ~bad
+            out = self._average(x, good_set, bad)
+        return out
+
+    def _average(self, x: Tensor, rows: np.ndarray, bad: np.ndarray | None) -> Tensor:
+        n = x.shape[0]
+        idx = np.flatnonzero(rows)
         w = np.zeros(n)
         w[idx] = 1.0 / max(1, len(idx))
         self.last_weights = _ops.one_hot(n, idx, x)

@@ -86,9 +86,10 @@ class SignGuard:
             ratio = norms / med if med > 0 else np.where(norms > 0, np.inf, 1.0)
         s1 = finite & (ratio >= self.lower) & (ratio <= self.upper)
         k = max(1, int(np.ceil(self.frac * d)))
-        sub = x.index_select(1, _ops.sample_columns(d, k, self.generator, x.device))
-        feat = torch.stack([(sub > 0).double().mean(1), (sub == 0).double().mean(1),
-                            (sub < 0).double().mean(1)], dim=1).cpu().numpy()
+        a = _ops.gather_cols(x, _ops.sample_columns(d, k, self.generator, x.device))
+        pos = np.count_nonzero(a > 0, axis=1) / k
+        zero = np.count_nonzero(a == 0, axis=1) / k
+        feat = np.stack([pos, zero, 1.0 - pos - zero], axis=1)  # nan compares False
         s2 = np.zeros(n, dtype=bool)
         rows = np.flatnonzero(finite)
         s2[rows] = self._largest_cluster(feat[rows])

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
+from byzbench.aggregators import _ops
 
 
 class ARC:
@@ -25,7 +26,8 @@ class ARC:
         n: rows it will receive (injected); ``n_out = n``. Needs ``2f < n``.
         f: declared Byzantine count (injected).
 
-    ``last_mixing`` is None; ``last_threshold`` holds C.
+    ``last_mixing`` is None; ``last_threshold`` holds C. The output buffer is reused
+    across calls (valid until the next call; see ``_ops.reusable``).
 
     Reference: Y. Allouah, R. Guerraoui, N. Gupta, A. Jellouli, G. Rizk, J. Stephan,
     "Adaptive Gradient Clipping for Robust Federated Learning", ICLR 2025
@@ -52,4 +54,4 @@ class ARC:
         c = torch.sort(norms, descending=True).values[min(k, n - 1)]
         self.last_threshold = float(c)
         scale = torch.clamp(c / norms, max=1.0)
-        return x * scale.unsqueeze(1)
+        return torch.mul(x, scale.unsqueeze(1), out=_ops.reusable(self, tuple(x.shape), x))

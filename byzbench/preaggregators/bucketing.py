@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
+from byzbench.aggregators import _ops
 
 
 class Bucketing:
@@ -31,7 +32,8 @@ class Bucketing:
         generator: seeded torch.Generator (injected); ``None`` uses a private one
             seeded 0.
 
-    ``last_mixing [n_out, n]`` has ``1/|B_b|`` on the rows of bucket b.
+    ``last_mixing [n_out, n]`` has ``1/|B_b|`` on the rows of bucket b. The output
+    buffer is reused across calls (valid until the next call; see ``_ops.reusable``).
 
     Reference: S. P. Karimireddy, L. He, M. Jaggi, "Byzantine-Robust Learning on
     Heterogeneous Datasets via Bucketing", ICLR 2022.
@@ -61,7 +63,7 @@ class Bucketing:
         # One [n_out, n] @ [n, d] product reads x once; but it spreads 0 * nan from a
         # non-finite row into every bucket, so then fall back to gather + mean, where a
         # bad row only spoils its own bucket.
-        out = mix @ x
+        out = torch.matmul(mix, x, out=_ops.reusable(self, (mix.shape[0], d), x))
         if torch.isfinite(out.sum(dim=1)).all():
             return out
         xp = x.index_select(0, perm)

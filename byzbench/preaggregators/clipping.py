@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
+from byzbench.aggregators import _ops
 
 
 class Clipping:
@@ -21,7 +22,8 @@ class Clipping:
         f: declared Byzantine count (injected; unused).
         threshold: C, > 0. Scale-dependent: choose it for your model's gradient norms.
 
-    ``last_mixing`` is None (row i out comes from row i in).
+    ``last_mixing`` is None (row i out comes from row i in). The output buffer is
+    reused across calls (valid until the next call; see ``_ops.reusable``).
 
     Reference: the static pre-aggregation clipping studied by Allouah et al.,
     "Adaptive Gradient Clipping for Robust Federated Learning" (ICLR 2025,
@@ -38,4 +40,4 @@ class Clipping:
         """``x [n, d] -> [n, d]``."""
         norms = torch.linalg.vector_norm(x, dim=1)
         scale = torch.clamp(self.threshold / norms, max=1.0)
-        return x * scale.unsqueeze(1)
+        return torch.mul(x, scale.unsqueeze(1), out=_ops.reusable(self, tuple(x.shape), x))

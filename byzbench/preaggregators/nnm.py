@@ -26,7 +26,8 @@ class NNM:
         n: rows it will receive (injected); ``n_out = n``. Needs ``f < n``.
         f: declared Byzantine count (injected).
 
-    ``last_mixing [n, n]`` is the mixing matrix (rows sum to 1).
+    ``last_mixing [n, n]`` is the mixing matrix (rows sum to 1). The output buffer is
+    reused across calls (valid until the next call; see ``_ops.reusable``).
 
     Reference: Y. Allouah, S. Farhadkhani, R. Guerraoui, N. Gupta, R. Pinot, J. Stephan,
     "Fixing by Mixing: A Recipe for Optimal Byzantine ML under Heterogeneity",
@@ -50,15 +51,16 @@ class NNM:
         nbr = np.argsort(d2, axis=1, kind="stable")[:, : n - f]
         mix = np.zeros((n, n))
         np.put_along_axis(mix, nbr, 1.0 / (n - f), axis=1)
+        out = _ops.reusable(self, tuple(x.shape), x)
         if bad.any():
             mix[bad] = 0.0
             mix[bad, np.flatnonzero(bad)] = 1.0
             w = mix.copy()
             w[:, bad] = 0.0
-            out = _ops.combine(x, w, bad)
-            out[torch.as_tensor(np.flatnonzero(bad), device=x.device)] = x[
-                torch.as_tensor(np.flatnonzero(bad), device=x.device)]
+            _ops.combine(x, w, bad, out=out)
+            rows = torch.as_tensor(np.flatnonzero(bad), device=x.device)
+            out[rows] = x[rows]
         else:
-            out = _ops.combine(x, mix)
+            _ops.combine(x, mix, out=out)
         self.last_mixing = torch.as_tensor(mix, dtype=x.dtype).to(x.device)
         return out
