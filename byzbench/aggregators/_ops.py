@@ -180,7 +180,7 @@ def combine(x: Tensor, w: np.ndarray | Tensor, bad: np.ndarray | None = None,
     touching bad rows: their entries would turn ``0 * nan`` into nan. ``out``: optional
     destination (see :func:`reusable`)."""
     wt = torch.as_tensor(w, dtype=x.dtype).to(x.device)
-    if bad is not None and bad.any():
+    if bad is not None and bad.any() and not bad.all():  # all bad: let nan show
         keep = torch.as_tensor(np.flatnonzero(~bad), device=x.device)
         wt, x = wt.index_select(-1, keep), x.index_select(0, keep)
     return wt @ x if out is None else torch.matmul(wt, x, out=out)

@@ -77,11 +77,12 @@ class DnC:
             else:
                 a = _ops.gather_cols(x, _ops.sample_columns(d, self.b, self.generator, x.device))
             bad_s = ~np.isfinite(a.sum(axis=1))
-            y = a[~bad_s]
-            y = y - y.mean(axis=0)
-            evals, evecs = np.linalg.eigh(y @ y.T)
             scores = np.full(n, np.inf)
-            scores[~bad_s] = max(float(evals[-1]), 0.0) * evecs[:, -1] ** 2
+            if not bad_s.all():
+                y = a[~bad_s]
+                y = y - y.mean(axis=0)
+                evals, evecs = np.linalg.eigh(y @ y.T)
+                scores[~bad_s] = max(float(evals[-1]), 0.0) * evecs[:, -1] ** 2
             kept = np.zeros(n, dtype=bool)
             kept[_ops.stable_smallest(scores, n - remove)] = True
             kept &= ~bad_s

@@ -19,7 +19,8 @@ N, F, D = 15, 3, 40  # every rule accepts n = 15, f = 3 (bulyan: 4f + 3 = 15)
 NOT_ROBUST = {"mean"}
 NOT_PERMUTATION_INVARIANT = {"monna"}  # defined relative to one pivot row
 # Rules that reduce to the plain mean when f = 0 (with their default parameters).
-MEAN_AT_F0 = {"mean", "trmean", "multikrum", "meamed", "phocas", "bulyan", "mda", "dnc"}
+MEAN_AT_F0 = {"mean", "trmean", "multikrum", "meamed", "phocas", "bulyan", "mda", "dnc", "caf",
+              "monna"}
 
 
 def make(path, n: int = N, f: int = F, seed: int = 0):
@@ -60,6 +61,8 @@ def test_permutation_invariance(path):
 
 @pytest.mark.parametrize("path", RULES, ids=NAMES)
 def test_identical_rows_return_that_row(path):
+    # (cclip moves at most tau per iteration from its center, zero at first: the row's
+    # norm, about 9, is within the default tau = 10.)
     row = honest(1, D, seed=3)[0]
     x = row.expand(N, D).clone()
     torch.testing.assert_close(make(path)(x), row, rtol=1e-6, atol=1e-6)
@@ -107,3 +110,11 @@ def test_last_weights_shape(path):
     if w is not None:
         assert w.shape == (N,) and (w >= 0).all()
         assert float(w.sum()) <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("path", RULES, ids=NAMES)
+def test_all_rows_non_finite_does_not_crash(path):
+    # Beyond any breakdown point: the rule must still return a [d] vector (the loop
+    # then marks the run diverged if it is non-finite).
+    x = torch.full((N, D), float("nan"), dtype=torch.float64)
+    assert make(path)(x).shape == (D,)
