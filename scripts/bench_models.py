@@ -2,7 +2,7 @@
 gradients by vmap(grad) (byzbench.grads.make_grad_fn) vs a plain autograd loop.
 
     python scripts/bench_models.py            # n=20, B=32, every conf/model YAML
-    python scripts/bench_models.py --n 10 --batch 64 --repeats 5 --no-loop
+    python scripts/bench_models.py --n 10 --batch 64 --repeats 5 --no-loop --threads 1
 
 Prints a table: model, input shape, parameters d, median ms per round (vmap), median
 ms for the per-worker loop, and the loop/vmap ratio (> 1: vmap is faster).
@@ -51,8 +51,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-loop", action="store_true", help="skip the per-worker loop")
     ap.add_argument("--models", nargs="*", default=None, help="subset of conf/model names")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's; 1 is steadier on a busy machine)")
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"n={args.n}, B={args.batch}, median of {args.repeats}")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from torch import nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 import byzbench
 from byzbench import ConfigError
@@ -69,6 +70,15 @@ def test_vmap_grads_equal_loop(path, task):
     assert G.shape == (n, theta.numel())
     assert torch.allclose(G, G_ref, atol=1e-10, rtol=1e-8)
     assert torch.allclose(losses, losses_ref, atol=1e-12)
+    # Independent reference: the module's own parameters and loss.backward(), per worker.
+    vector_to_parameters(theta, model.parameters())
+    crit = nn.functional.cross_entropy if task == "classification" else (
+        lambda out, y: nn.functional.mse_loss(out.squeeze(1), y))
+    for i in range(n):
+        model.zero_grad()
+        crit(model(X[i]), Y[i]).backward()
+        g = parameters_to_vector(p.grad for p in model.parameters())
+        assert torch.allclose(G[i], g, atol=1e-10, rtol=1e-8)
     # Rows differ: each worker's gradient comes from its own batch.
     assert not torch.allclose(G[0], G[1])
 
