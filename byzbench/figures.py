@@ -253,16 +253,22 @@ def vs_byz_fraction(runs: pd.DataFrame, stem: Path, metric: str = "test_accuracy
 
 
 def runtime(bench: pd.DataFrame | str | Path, stem: Path, n: str = "n", d: str = "d",
-            rule: str = "rule", seconds: str = "seconds") -> list[Path]:
+            rule: str | None = None, seconds: str = "seconds") -> list[Path]:
     """Aggregator wall-clock time (median over repeats) versus n (at the most measured d)
-    and versus d (at the most measured n), one line per rule, log-log.
+    and versus d (at the most measured n), one line per rule (per rule and device when
+    several devices were measured), log-log.
 
     Args:
-        bench: the benchmark table (or its CSV path) with columns named by ``n``, ``d``,
-            ``rule``, ``seconds``.
+        bench: the benchmark table (or its CSV path, e.g. the ``--out`` of
+            ``scripts/bench_aggregators.py``) with columns named by ``n``, ``d``,
+            ``rule`` (default: ``rule``, else ``stage`` as that script writes), ``seconds``.
     """
     df = pd.read_csv(bench) if not isinstance(bench, pd.DataFrame) else bench
+    if rule is None:
+        rule = "rule" if "rule" in df else "stage"
     df = df.rename(columns={n: "n", d: "d", rule: "rule", seconds: "seconds"})
+    if "device" in df and df["device"].nunique() > 1:
+        df = df.assign(rule=df["rule"].astype(str) + " [" + df["device"].astype(str) + "]")
     df = df.groupby(["rule", "n", "d"], as_index=False)["seconds"].median()
 
     def ref(col: str) -> float:

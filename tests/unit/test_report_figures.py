@@ -103,3 +103,13 @@ def test_script_cli(tmp_path, capsys):
     assert (out / "convergence_test_accuracy.png").is_file()
     assert "heatmap_test_accuracy.png" in capsys.readouterr().out
     assert mod.main([str(tmp_path / "empty")]) == 2
+
+
+def test_runtime_reads_bench_aggregators_csv(tmp_path):
+    """The columns scripts/bench_aggregators.py writes (rule name in ``stage``)."""
+    rows = [{"device": "cpu", "n": n, "d": d, "stage": s, "f": n // 5, "seconds": 1e-7 * n * d,
+             "floor": "mean", "floor_seconds": 1e-8 * n * d, "ratio": 10.0, "peak_mib": 1.0,
+             "threads": 1} for s in ("krum", "nnm+cclip") for n in (10, 30) for d in (100, 1000)]
+    pd.DataFrame(rows).to_csv(tmp_path / "bench.csv", index=False)
+    paths = figures.runtime(tmp_path / "bench.csv", tmp_path / "rt")
+    _valid(paths, "rt")
