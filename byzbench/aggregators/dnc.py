@@ -68,7 +68,8 @@ class DnC:
         _ops.check_rows("dnc", n, n > remove, f"n > floor(c f) = {remove}")
         good_set = np.ones(n, dtype=bool)
         first = None
-        for _ in range(self.niters):  # a few iterations of n x n work on a subsample
+        # With b >= d every iteration sees the same coordinates: one is enough.
+        for _ in range(self.niters if self.b < d else 1):  # n x n work on a subsample
             # Rows non-finite on the sample score +inf; rows non-finite elsewhere are
             # caught after the average (one pass over x is saved when there are none).
             # The [n, b] sample is small: numpy float64, no torch thread hand-offs.
