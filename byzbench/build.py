@@ -165,7 +165,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     Returns ``(Experiment, info)``; ``info`` holds values for summary.json (n, f, the
     device, label heterogeneity, f*)."""
     from byzbench.cluster import BatchSampler, assign_shards, label_skew
-    from byzbench.grads import flat_params
+    from byzbench.grads import choose_grad_path, flat_params
     from byzbench.loop import Experiment
     from byzbench.optimum import full_batch_optimum, is_linear_model
 
@@ -190,6 +190,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     data = data.to(device)
     theta = flat_params(model).requires_grad_(True)
     info["d"] = int(theta.numel())
+    info["grad_path"] = choose_grad_path(model, device, cfg.grad_path)
     f_star = None
     if is_linear_model(model):
         # Closed form from the dataset when it has one (least squares), else L-BFGS.
@@ -208,5 +209,6 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         attack_gen=make_generator(seed, "attack", device),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
         worker_momentum=float(cfg.worker_momentum), f_star=f_star, progress=bool(cfg.progress),
+        grad_path=info["grad_path"],
     )
     return exp, info

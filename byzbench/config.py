@@ -38,6 +38,7 @@ class Config:
     device: str = "auto"
     threads: Any = "auto"  # "auto" | int: torch intra-op threads (auto: 1 per joblib job)
     worker_momentum: float = 0.0
+    grad_path: str = "auto"  # auto | vmap | loop (see byzbench.grads.choose_grad_path)
     progress: bool = True
     plot: bool = True
     resume: bool = True  # skip a run whose dir already holds a finished run of this config
@@ -95,6 +96,8 @@ def validate_top(cfg: Any) -> None:
             "device", cfg.device, "auto, cpu, cuda or cuda:N")
     require(0.0 <= cfg.worker_momentum < 1.0, "worker_momentum", cfg.worker_momentum,
             "a value in [0, 1)")
+    require(cfg.grad_path in ("auto", "vmap", "loop"), "grad_path", cfg.grad_path,
+            "auto, vmap or loop")
     t = cfg.threads
     require(t == "auto" or (isinstance(t, int) and t >= 1), "threads", t,
             "auto or an integer >= 1")

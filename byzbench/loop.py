@@ -22,7 +22,7 @@ from byzbench.attacks.base import RoundContext
 from byzbench.cluster import BatchSampler
 from byzbench.config import ClusterSpec
 from byzbench.data.base import Dataset
-from byzbench.grads import loss_fn, make_grad_fn, make_unflatten
+from byzbench.grads import loss_fn, make_grads, make_unflatten
 from byzbench.metrics import MetricsLog
 
 
@@ -46,6 +46,7 @@ class Experiment:
     eval_train: bool = True
     worker_momentum: float = 0.0
     f_star: float | None = None
+    grad_path: str = "vmap"
     progress: bool = True
     log: MetricsLog = field(default_factory=MetricsLog)
 
@@ -92,7 +93,7 @@ def train(exp: Experiment) -> Result:
     transform = getattr(exp.attack, "transform_labels", None)
     local = bool(getattr(exp.attack, "local", False)) or transform is not None
     rows = spec.n if (local and f > 0) else n_h
-    grad_fn = make_grad_fn(exp.model, data.task)
+    grad_fn = make_grads(exp.model, data.task, exp.grad_path)
     theta = exp.theta
     momentum: Tensor | None = None
     prev_u: Tensor | None = None

@@ -60,3 +60,21 @@ def test_unflatten_roundtrip():
     for (name, p), v in zip(model.named_parameters(), parts.values()):
         assert parts[name].shape == p.shape
         torch.testing.assert_close(v, p.detach())
+
+
+def test_grad_paths_agree_and_auto_choice():
+    from byzbench.grads import choose_grad_path, make_grads
+
+    model = _mlp()
+    theta = flat_params(model)
+    X, Y = torch.randn(5, 4, 12), torch.randint(0, 5, (5, 4))
+    Gv, Lv = make_grads(model, "classification", "vmap")(theta, X, Y)
+    Gl, Ll = make_grads(model, "classification", "loop")(theta, X, Y)
+    torch.testing.assert_close(Gv, Gl, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(Lv, Ll)
+    cpu = torch.device("cpu")
+    assert choose_grad_path(model, cpu) == "vmap"
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
+    assert choose_grad_path(conv, cpu) == "loop"
+    assert choose_grad_path(conv, torch.device("cuda")) == "vmap"
+    assert choose_grad_path(conv, cpu, "vmap") == "vmap"
