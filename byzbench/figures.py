@@ -150,14 +150,14 @@ def heatmap(runs: pd.DataFrame, stem: Path, metric: str = "test_accuracy",
     if f"final_{metric}" not in runs:
         return []
     others = [a for a in report.group_axes(runs) if a != panels]
-    higher = metric in report.HIGHER_IS_BETTER
+    higher = report.higher_is_better(metric)
     paths: list[Path] = []
     for combo, sub in _split(runs, others, order):
         pv = _values(sub, panels, order)
         att = _values(sub, "attack_label", order)
         rul = _values(sub, "rule_label", order)
-        fig, axes = plt.subplots(1, len(pv), figsize=(1.0 + 0.9 * len(att) * len(pv),
-                                                       0.9 + 0.42 * len(rul)), squeeze=False)
+        fig, axes = plt.subplots(1, len(pv), figsize=(2.0 + (0.75 * len(att) + 0.3) * len(pv),
+                                                       1.2 + 0.4 * len(rul)), squeeze=False)
         mats = []
         for p in pv:
             # ``sub`` is labelled already and fixes every other axis: one group.
@@ -186,7 +186,9 @@ def heatmap(runs: pd.DataFrame, stem: Path, metric: str = "test_accuracy",
                         color="white" if dark else "black")
             ax.set_xticks(range(len(att)), [str(x) for x in att], rotation=40, ha="right",
                           fontsize=8)
-            ax.set_yticks(range(len(rul)), [str(x) for x in rul], fontsize=8)
+            # shared rows: rule names on the first panel only
+            ax.set_yticks(range(len(rul)), [str(x) for x in rul] if ax is axes[0, 0] else [],
+                          fontsize=8)
             if p is not None:
                 ax.set_title(str(p), fontsize=10)
         fig.colorbar(im, ax=list(axes[0]), shrink=0.9, label=f"final {metric}")

@@ -36,8 +36,13 @@ import yaml
 
 # Overrides that do not change the numbers: never an axis of a table.
 IGNORED_KEYS = {"progress", "plot", "threads", "resume", "device", "experiment"}
-# Metrics where larger is better; every other metric is a loss (smaller is better).
-HIGHER_IS_BETTER = {"test_accuracy", "accuracy", "train_accuracy_full", "accuracy_full"}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Accuracies (any name containing 'accuracy') are maximized; everything else is a
+    loss or an error (minimized)."""
+    return "accuracy" in metric
+
 CHOICE_KEYS = ("dataset", "model", "attack", "agg", "preagg", "solver", "schedule",
                "partition", "experiment")
 
@@ -152,6 +157,19 @@ def load_results(sweep_dir: str | Path, runs: pd.DataFrame | None = None) -> pd.
     return pd.concat(frames, ignore_index=True)[cols]
 
 
+def tail_mean(results: pd.DataFrame, split: str = "test", metric: str = "accuracy",
+              window: int = 50) -> pd.Series:
+    """Per run, the mean of ``split/metric`` over its evaluations in the last ``window``
+    rounds (round > last round - window). Under an attack that flips every few rounds
+    the value at the last round depends on the phase the run stopped in; the tail mean
+    does not."""
+    d = results[(results["split"] == split) & (results["metric"] == metric)]
+    if d.empty:
+        return pd.Series(dtype=float)
+    last = d.groupby("run")["round"].transform("max")
+    return d[d["round"] > last - window].groupby("run")["value"].mean()
+
+
 def _sweep_order(sweep_dir: Path) -> dict[str, list[str]]:
     """Order of each swept value as written in the sweep (multirun.yaml), so tables
     and legends follow the command line rather than the alphabet."""
@@ -256,7 +274,7 @@ def final_table(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFra
     runs = runs if "attack_label" in runs else add_labels(runs)
     col = f"final_{metric}"
     vals = runs[col] if col in runs else pd.Series(np.nan, index=runs.index)
-    if metric not in HIGHER_IS_BETTER:
+    if not higher_is_better(metric):
         vals = vals.where(~(vals.isna() & (runs["status"] == "diverged")), np.inf)
     df = runs.assign(_v=vals)
     out = []
@@ -275,7 +293,7 @@ def final_table(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFra
 def worst_case(final: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
     """Per (group, rule): the attack with the worst mean final ``metric`` (min accuracy,
     max loss) among the attacks that ran, and that mean and sd."""
-    higher = metric in HIGHER_IS_BETTER
+    higher = higher_is_better(metric)
     out = []
     for (g, rule), d in final.groupby(["group", "rule"], sort=False):
         d = d[d["n_seeds"] > 0]
@@ -396,7 +414,7 @@ def tables(runs: pd.DataFrame, results: pd.DataFrame, metric: str | None = None,
                       zip(wc["mean"], wc["sd"], wc["worst_attack"])], index=wc.index)
     t = _pivot(wc.assign(group=wc["group"].replace("", "all runs")), "rule", "group", cell,
                rule_order, [g or "all runs" for g in groups])
-    worst = "min" if metric in HIGHER_IS_BETTER else "max"
+    worst = "min" if higher_is_better(metric) else "max"
     out[f"worst_case_{metric}"] = (
         f"# Worst case over attacks: {worst} over attacks of the mean final {metric} "
         "(the worst attack in parentheses)\n\n" + markdown(t, "rule") + "\n")
@@ -428,9 +446,12 @@ def tables(runs: pd.DataFrame, results: pd.DataFrame, metric: str | None = None,
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
-                 metric: str | None = None, quiet: bool = False) -> dict[str, Path]:
+                 metric: str | None = None, quiet: bool = False,
+                 tail: int = 0) -> dict[str, Path]:
     """Read ``sweep_dir``, write the store and the tables into ``out_dir`` (default
-    ``sweep_dir/report``), print the tables unless ``quiet``; return the written paths."""
+    ``sweep_dir/report``), print the tables unless ``quiet``; return the written paths.
+    ``tail > 0`` adds the final and worst-case tables of ``tail<R>_<metric>``, the mean
+    of the metric over the last ``tail`` rounds (``tail_mean``)."""
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir / "report"
     runs = load_runs(sweep_dir)
@@ -459,7 +480,18 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     fin.to_csv(out / f"final_{metric}.csv", index=False)
     worst_case(fin, metric).to_csv(out / f"worst_case_{metric}.csv", index=False)
     selection_rate(results, lab).to_csv(out / "selection.csv", index=False)
-    for stem, text in tables(runs, results, metric, order).items():
+    texts = tables(runs, results, metric, order)
+    if tail > 0:
+        split, name = metric.split("_", 1)
+        tm = f"tail{tail}_{metric}"
+        runs_t = runs.assign(**{f"final_{tm}": runs["run"].map(
+            tail_mean(results, split, name, tail))})
+        fin_t = final_table(add_labels(runs_t), tm)
+        fin_t.to_csv(out / f"final_{tm}.csv", index=False)
+        worst_case(fin_t, tm).to_csv(out / f"worst_case_{tm}.csv", index=False)
+        texts.update({k: v for k, v in tables(runs_t, results, tm, order).items()
+                      if k.startswith(("final_", "worst_case_"))})
+    for stem, text in texts.items():
         (out / f"{stem}.md").write_text(text)
         paths[stem] = out / f"{stem}.md"
         if not quiet:
@@ -478,10 +510,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
     p.add_argument("--metric", default=None,
                    help="final metric of the tables (default test_accuracy, else test_loss)")
+    p.add_argument("--tail", type=int, default=0, metavar="ROUNDS",
+                   help="also tabulate the metric's mean over the last ROUNDS rounds")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     try:
-        write_report(a.sweep_dir, a.out, a.metric, a.quiet)
+        write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail)
     except FileNotFoundError as e:
         print(f"byzbench-report: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -25,10 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench", type=Path, default=None,
                    help="aggregator benchmark CSV (columns n, d, rule, seconds)")
     p.add_argument("--metric", default=None, help="default test_accuracy, else test_loss")
+    p.add_argument("--tail", type=int, default=0, metavar="ROUNDS",
+                   help="also tabulate the metric's mean over the last ROUNDS rounds")
     p.add_argument("--quiet", action="store_true", help="do not print the tables")
     a = p.parse_args(argv)
     try:
-        write_report(a.sweep_dir, a.out, a.metric, a.quiet)
+        write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail)
     except FileNotFoundError as e:
         print(f"figures.py: error: {e}", file=sys.stderr)
         return 2

@@ -201,3 +201,17 @@ def test_cli_errors_on_empty_dir(tmp_path, capsys):
         report.main([str(tmp_path)])
     assert e.value.code == 2
     assert "no run dir" in capsys.readouterr().err
+
+
+def test_tail_mean_over_the_last_rounds(sweep, tmp_path):
+    res = report.load_results(sweep)
+    tm = report.tail_mean(res, "test", "accuracy", window=3)
+    # test accuracy is logged at rounds 0, 2, 4 as acc * t / 4; rounds > 4 - 3 are 2 and 4:
+    # (acc / 2 + acc) / 2 = 0.75 acc; run 0 has acc 0.90 -> 0.675
+    assert tm["0"] == pytest.approx(0.675)
+    assert "15" not in tm.index  # the failed run has no metrics
+    report.write_report(sweep, tmp_path / "rep", tail=3, quiet=True)
+    md = (tmp_path / "rep" / "final_tail3_test_accuracy.md").read_text()
+    # sgd/mean/none: seeds 0.75 * 0.90 = 0.675 and 0.75 * 0.94 = 0.705 -> 0.690 ± 0.021
+    assert "| mean | 0.690 ± 0.021 |" in md
+    assert (tmp_path / "rep" / "worst_case_tail3_test_accuracy.md").is_file()
