@@ -1,6 +1,7 @@
 """Tables and figures from a finished sweep (data files only).
 
-    python scripts/figures.py SWEEP_DIR [--out DIR] [--bench CSV] [--metric NAME]
+    python scripts/figures.py SWEEP_DIR [--out DIR] [--bench CSV] [--metric NAME] [--tail R]
+    python scripts/figures.py --bench CSV --out DIR      # the aggregator runtime figure only
 
 Writes results.csv/.parquet, runs.csv, the markdown tables (final metric mean +- sd,
 worst case over attacks, Byzantine-selection rate) and the figures (convergence grid,
@@ -14,13 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from byzbench.figures import make_figures
+from byzbench.figures import make_figures, runtime
 from byzbench.report import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("sweep_dir", type=Path, nargs="?", default=None)
     p.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
     p.add_argument("--bench", type=Path, default=None,
                    help="aggregator benchmark CSV (columns n, d, rule, seconds)")
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="also tabulate the metric's mean over the last ROUNDS rounds")
     p.add_argument("--quiet", action="store_true", help="do not print the tables")
     a = p.parse_args(argv)
+    if a.sweep_dir is None:
+        if a.bench is None:
+            p.error("give a SWEEP_DIR, or --bench CSV")
+        for path in runtime(a.bench, (a.out or Path(".")) / "aggregator_runtime"):
+            print(path)
+        return 0
     try:
         write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail)
     except FileNotFoundError as e:

@@ -103,6 +103,11 @@ def test_script_cli(tmp_path, capsys):
     assert (out / "convergence_test_accuracy.png").is_file()
     assert "heatmap_test_accuracy.png" in capsys.readouterr().out
     assert mod.main([str(tmp_path / "empty")]) == 2
+    bench = pd.DataFrame({"n": [10, 20, 10, 20], "d": [100, 100, 1000, 1000],
+                          "stage": ["krum"] * 4, "seconds": [1.0, 2.0, 3.0, 4.0]})
+    bench.to_csv(tmp_path / "b.csv", index=False)
+    assert mod.main(["--bench", str(tmp_path / "b.csv"), "--out", str(tmp_path / "rt")]) == 0
+    assert (tmp_path / "rt" / "aggregator_runtime.pdf").is_file()
 
 
 def test_runtime_reads_bench_aggregators_csv(tmp_path):
