@@ -94,11 +94,12 @@ def hydra_main(cfg: DictConfig) -> float | None:
         if not multirun:
             print(f"byzbench: error: {e}", file=sys.stderr)
             sys.exit(2)
-        _write_failed(out_dir, cfg, choices, f"ConfigError: {e}")
+        _write_failed(out_dir, cfg, choices, f"ConfigError: {e}", overrides=list(hc.overrides.task))
         log.error("run failed: %s", e)
         return None
     except Exception as e:  # noqa: BLE001 - one failing run must not stop a sweep
-        _write_failed(out_dir, cfg, choices, f"{type(e).__name__}: {e}", traceback.format_exc())
+        _write_failed(out_dir, cfg, choices, f"{type(e).__name__}: {e}", traceback.format_exc(),
+                      overrides=list(hc.overrides.task))
         if not multirun:
             raise
         log.error("run failed: %s: %s", type(e).__name__, e)
@@ -126,10 +127,18 @@ def finished_summary(out_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
 
 
 def _write_failed(out_dir: Path, cfg: DictConfig, choices: dict[str, Any], error: str,
-                  tb: str | None = None) -> None:
+                  tb: str | None = None, overrides: list[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"status": "failed", "error": error, "choices": choices, "seed": int(cfg.seed),
-               "versions": versions()}
+    summary: dict[str, Any] = {"status": "failed", "error": error, "choices": choices,
+                               "seed": int(cfg.seed), "overrides": overrides or [],
+                               "versions": versions()}
+    try:  # n and f when the cluster itself is valid
+        from byzbench.build import check_top
+
+        spec = check_top(cfg)
+        summary.update(n=spec.n, f=spec.f, f_declared=spec.f_declared)
+    except Exception:  # noqa: BLE001 - the cluster may be what failed
+        pass
     try:
         summary["config_hash"] = config_hash(cfg)
     except Exception:  # noqa: BLE001 - an unresolvable config is itself the error
