@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -13,12 +14,13 @@ def _mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5))
 
 
-def test_vmap_equals_loop_classification():
+@pytest.mark.parametrize("replicate", [True, False])
+def test_vmap_equals_loop_classification(replicate):
     model = _mlp()
     theta = flat_params(model)
     X = torch.randn(7, 9, 3, 4)
     Y = torch.randint(0, 5, (7, 9))
-    G, L = make_grad_fn(model)(theta, X, Y)
+    G, L = make_grad_fn(model, replicate=replicate)(theta, X, Y)
     G2, L2 = loop_grads(model, theta, X, Y)
     assert G.shape == (7, theta.numel())
     torch.testing.assert_close(G, G2, rtol=1e-5, atol=1e-6)
@@ -39,12 +41,13 @@ def test_vmap_equals_autograd_on_module():
         torch.testing.assert_close(G[i], g, rtol=1e-5, atol=1e-6)
 
 
-def test_regression_loss_is_mse():
+@pytest.mark.parametrize("replicate", [True, False])
+def test_regression_loss_is_mse(replicate):
     model = nn.Linear(3, 1)
     theta = flat_params(model)
     X = torch.randn(2, 5, 3)
     Y = torch.randn(2, 5)
-    G, L = make_grad_fn(model, "regression")(theta, X, Y)
+    G, L = make_grad_fn(model, "regression", replicate=replicate)(theta, X, Y)
     w, b = model.weight.detach()[0], model.bias.detach()[0]
     r = X[0] @ w + b - Y[0]
     # d/dw mean(r^2) = 2/B sum r x ; d/db = 2/B sum r
