@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from byzbench import require
+
 _TINY = 1e-12
 
 
@@ -185,14 +187,35 @@ def alie_z_max(n: int, f: int, formula: str = "paper") -> float:
     Raises ConfigError when p is outside (0, 1) (no finite z_max: give z explicitly)."""
     from statistics import NormalDist
 
-    from byzbench import require
-
     require(formula in ("paper", "honest"), "attack.z_formula", formula, "paper or honest")
     s = math.floor(n / 2 + 1) - f
     p = (n - s) / n if formula == "paper" else (n - f - s) / max(n - f, 1)
     require(0 < p < 1, "attack.z", None,
             f"the ALIE formula has no finite z_max for n={n}, f={f} (p={p:.3f}); give attack.z")
     return NormalDist().inv_cdf(p)
+
+
+PERTURBATIONS = ("unit_vec", "sign", "std")
+
+
+def check_deviation(kind: str, gamma: float | None, gamma_max: float | None) -> None:
+    """Validate the parameters shared by Min-Max and Min-Sum."""
+    require(kind in PERTURBATIONS, "attack.perturbation", kind, f"one of {PERTURBATIONS}")
+    require(gamma is None or gamma >= 0, "attack.gamma", gamma, ">= 0 or null")
+    require(gamma_max is None or gamma_max > 0, "attack.gamma_max", gamma_max, "> 0 or null")
+
+
+def mean_deviation(honest: Tensor, kind: str, gamma: float | None, gamma_max: float | None,
+                   solve: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, float]:
+    """``(b = mu - gamma p, gamma)``: gamma fixed, or ``solve(mu, p)`` (the attack's
+    constraint) capped at ``gamma_max`` (Shejwalkar & Houmansadr, NDSS 2021)."""
+    mu = honest.mean(dim=0)
+    p = perturbation(honest, kind)
+    if gamma is None:
+        gamma = float(solve(mu, p))
+        if gamma_max is not None:
+            gamma = min(gamma, gamma_max)
+    return mu - gamma * p, float(gamma)
 
 
 def perturbation(honest: Tensor, kind: str) -> Tensor:

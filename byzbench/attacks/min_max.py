@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench import require
 from byzbench.attacks._ops import (
+    check_deviation,
     empty_rows,
     largest_scale_in_balls,
     max_pairwise_distance,
-    perturbation,
+    mean_deviation,
 )
 from byzbench.attacks.base import RoundContext, repeat_rows
-
-PERTURBATIONS = ("unit_vec", "sign", "std")
 
 
 class MinMax:
@@ -43,10 +41,7 @@ class MinMax:
 
     def __init__(self, perturbation: str = "std", gamma: float | None = None,
                  gamma_max: float | None = None):
-        require(perturbation in PERTURBATIONS, "attack.perturbation", perturbation,
-                f"one of {PERTURBATIONS}")
-        require(gamma is None or gamma >= 0, "attack.gamma", gamma, ">= 0 or null")
-        require(gamma_max is None or gamma_max > 0, "attack.gamma_max", gamma_max, "> 0 or null")
+        check_deviation(perturbation, gamma, gamma_max)
         self.perturbation = perturbation
         self.gamma = None if gamma is None else float(gamma)
         self.gamma_max = None if gamma_max is None else float(gamma_max)
@@ -55,13 +50,8 @@ class MinMax:
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         if ctx.f == 0:
             return empty_rows(honest)
-        mu = honest.mean(dim=0)
-        p = perturbation(honest, self.perturbation)
-        if self.gamma is not None:
-            gamma = self.gamma
-        else:
-            gamma = float(largest_scale_in_balls(mu, -p, honest, max_pairwise_distance(honest)))
-            if self.gamma_max is not None:
-                gamma = min(gamma, self.gamma_max)
-        self.last_gamma = gamma
-        return repeat_rows(mu - gamma * p, ctx.f)
+        radius = max_pairwise_distance(honest)
+        b, self.last_gamma = mean_deviation(
+            honest, self.perturbation, self.gamma, self.gamma_max,
+            lambda mu, p: largest_scale_in_balls(mu, -p, honest, radius))
+        return repeat_rows(b, ctx.f)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from torch import Tensor
 
 from byzbench import require
-from byzbench.attacks._ops import empty_rows, largest_scale_sum_sq, perturbation
+from byzbench.attacks._ops import (
+    check_deviation,
+    empty_rows,
+    largest_scale_sum_sq,
+    mean_deviation,
+)
 from byzbench.attacks.base import RoundContext, repeat_rows
-
-PERTURBATIONS = ("unit_vec", "sign", "std")
 
 
 class MinSum:
@@ -39,11 +42,8 @@ class MinSum:
 
     def __init__(self, perturbation: str = "std", bound: str = "max",
                  gamma: float | None = None, gamma_max: float | None = None):
-        require(perturbation in PERTURBATIONS, "attack.perturbation", perturbation,
-                f"one of {PERTURBATIONS}")
+        check_deviation(perturbation, gamma, gamma_max)
         require(bound in ("max", "min"), "attack.bound", bound, "max (paper) or min (code)")
-        require(gamma is None or gamma >= 0, "attack.gamma", gamma, ">= 0 or null")
-        require(gamma_max is None or gamma_max > 0, "attack.gamma_max", gamma_max, "> 0 or null")
         self.perturbation = perturbation
         self.bound = bound
         self.gamma = None if gamma is None else float(gamma)
@@ -53,17 +53,14 @@ class MinSum:
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         if ctx.f == 0:
             return empty_rows(honest)
-        mu = honest.mean(dim=0)
-        p = perturbation(honest, self.perturbation)
-        if self.gamma is not None:
-            gamma = self.gamma
-        else:
+
+        def solve(mu: Tensor, p: Tensor) -> Tensor:
             # sum_j |g_i - g_j|^2 = h |g_i - mu|^2 + sum_j |g_j - mu|^2 (O(h d), no h x h x d)
             c2 = ((honest - mu) ** 2).sum(dim=1)
             d2 = honest.shape[0] * c2 + c2.sum()
             bound = d2.max() if self.bound == "max" else d2.min()
-            gamma = float(largest_scale_sum_sq(mu, -p, honest, bound))
-            if self.gamma_max is not None:
-                gamma = min(gamma, self.gamma_max)
-        self.last_gamma = gamma
-        return repeat_rows(mu - gamma * p, ctx.f)
+            return largest_scale_sum_sq(mu, -p, honest, bound)
+
+        b, self.last_gamma = mean_deviation(honest, self.perturbation, self.gamma,
+                                            self.gamma_max, solve)
+        return repeat_rows(b, ctx.f)
