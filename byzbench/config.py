@@ -15,6 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from byzbench import require
+from byzbench.grads import GRAD_PATHS
 
 
 @dataclass
@@ -96,8 +97,7 @@ def validate_top(cfg: Any) -> None:
             "device", cfg.device, "auto, cpu, cuda or cuda:N")
     require(0.0 <= cfg.worker_momentum < 1.0, "worker_momentum", cfg.worker_momentum,
             "a value in [0, 1)")
-    require(cfg.grad_path in ("auto", "vmap", "loop"), "grad_path", cfg.grad_path,
-            "auto, vmap or loop")
+    require(cfg.grad_path in GRAD_PATHS, "grad_path", cfg.grad_path, ", ".join(GRAD_PATHS))
     t = cfg.threads
     require(t == "auto" or (isinstance(t, int) and t >= 1), "threads", t,
             "auto or an integer >= 1")

@@ -82,24 +82,24 @@ def hydra_main(cfg: DictConfig) -> float | None:
     out_dir = Path(hc.runtime.output_dir)
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
     multirun = hc.mode == RunMode.MULTIRUN
+    overrides = list(hc.overrides.task)
     _set_threads(cfg, hc)
     done = finished_summary(out_dir, cfg)
     if done is not None:
         log.info("skipped: %s already holds a finished run of this config", out_dir)
-        final = done.get("final", {})
-        return final.get("test_accuracy", final.get("test_loss"))
+        return _objective(done.get("final", {}))
     try:
-        summary = execute(cfg, out_dir, choices, list(hc.overrides.task))
+        summary = execute(cfg, out_dir, choices, overrides)
     except ConfigError as e:
         if not multirun:
             print(f"byzbench: error: {e}", file=sys.stderr)
             sys.exit(2)
-        _write_failed(out_dir, cfg, choices, f"ConfigError: {e}", overrides=list(hc.overrides.task))
+        _write_failed(out_dir, cfg, choices, f"ConfigError: {e}", overrides=overrides)
         log.error("run failed: %s", e)
         return None
     except Exception as e:  # noqa: BLE001 - one failing run must not stop a sweep
         _write_failed(out_dir, cfg, choices, f"{type(e).__name__}: {e}", traceback.format_exc(),
-                      overrides=list(hc.overrides.task))
+                      overrides=overrides)
         if not multirun:
             raise
         log.error("run failed: %s: %s", type(e).__name__, e)
@@ -107,6 +107,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
     final = summary["final"]
     log.info("status=%s %s", summary["status"],
              " ".join(f"{k}={v:.4g}" for k, v in final.items()))
+    return _objective(final)
+
+
+def _objective(final: dict[str, Any]) -> float | None:
+    """What a sweeper optimizes: test accuracy, or test loss for regression."""
     return final.get("test_accuracy", final.get("test_loss"))
 
 
