@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -193,6 +194,16 @@ def alie_z_max(n: int, f: int, formula: str = "paper") -> float:
     require(0 < p < 1, "attack.z", None,
             f"the ALIE formula has no finite z_max for n={n}, f={f} (p={p:.3f}); give attack.z")
     return NormalDist().inv_cdf(p)
+
+
+def own_grads(honest: Tensor, ctx: Any, name: str) -> Tensor:
+    """The Byzantine workers' own gradients ``ctx.byz_grads [f, d]`` (local threat
+    model) in the dtype/device of ``honest``; ``[0, d]`` when f = 0."""
+    if ctx.f == 0:
+        return empty_rows(honest)
+    if ctx.byz_grads is None:
+        raise RuntimeError(f"{name} with f > 0 needs ctx.byz_grads (local threat model)")
+    return ctx.byz_grads.to(dtype=honest.dtype, device=honest.device)
 
 
 PERTURBATIONS = ("unit_vec", "sign", "std")

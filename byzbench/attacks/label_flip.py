@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from byzbench import require
-from byzbench.attacks._ops import empty_rows
+from byzbench.attacks._ops import own_grads
 from byzbench.attacks.base import RoundContext
 
 
@@ -36,8 +36,4 @@ class LabelFlip:
         return (num_classes - 1) - y
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
-        if ctx.f == 0:
-            return empty_rows(honest)
-        if ctx.byz_grads is None:
-            raise RuntimeError("label_flip needs ctx.byz_grads (local threat model)")
-        return ctx.byz_grads.to(dtype=honest.dtype, device=honest.device)
+        return own_grads(honest, ctx, "label_flip")

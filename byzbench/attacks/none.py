@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench.attacks._ops import empty_rows
+from byzbench.attacks._ops import own_grads
 from byzbench.attacks.base import RoundContext
 
 
@@ -22,8 +22,4 @@ class NoAttack:
     local = True
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
-        if ctx.f == 0:
-            return empty_rows(honest)
-        if ctx.byz_grads is None:
-            raise RuntimeError("attack=none with f > 0 needs ctx.byz_grads (local threat model)")
-        return ctx.byz_grads.to(dtype=honest.dtype, device=honest.device)
+        return own_grads(honest, ctx, "attack=none")
