@@ -23,7 +23,7 @@ _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 # Independent random streams, each seeded from (seed, stream id).
 STREAMS = {"dataset": 0, "partition": 1, "byz_ids": 2, "init": 3, "sampling": 4, "perm": 5,
-           "attack": 6, "agg": 7}
+           "attack": 6, "agg": 7, "participation": 8}
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -156,7 +156,22 @@ def check_top(cfg: Any) -> ClusterSpec:
     """Validate top-level values and derive the cluster sizes."""
     validate_top(cfg)
     c = cfg.cluster
-    return cluster_spec(c.n_workers, c.byz_frac, c.f_declared)
+    return cluster_spec(c.n_workers, c.byz_frac, c.f_declared, c.participation, c.byz_per_round)
+
+
+def build_round_pipeline(cfg: Any, spec: ClusterSpec, generator: torch.Generator) -> Pipeline:
+    """The pipeline for the rows of one round: ``n = spec.per_round`` (every round has
+    that many rows) told ``f = spec.f_declared_round``; a sample too small for the rule
+    is one line naming cluster.participation."""
+    try:
+        return build_pipeline(cfg.preagg, cfg.agg, spec.per_round, spec.f_declared_round,
+                              generator)
+    except ConfigError as e:
+        if spec.per_round == spec.n:
+            raise
+        raise ConfigError(f"{e} (per round: the m={spec.per_round} clients sampled with "
+                          f"cluster.participation={spec.participation}, told "
+                          f"f={spec.f_declared_round})") from None
 
 
 def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
@@ -164,7 +179,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
 
     Returns ``(Experiment, info)``; ``info`` holds values for summary.json (n, f, the
     device, label heterogeneity, f*)."""
-    from byzbench.cluster import BatchSampler, assign_shards, label_skew
+    from byzbench.cluster import BatchSampler, Participation, assign_shards, label_skew
     from byzbench.grads import choose_grad_path, flat_params
     from byzbench.loop import Experiment
     from byzbench.optimum import full_batch_optimum, is_linear_model
@@ -180,6 +195,9 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         "n": spec.n, "f": spec.f, "f_declared": spec.f_declared, "n_honest": spec.n_honest,
         "device": str(device), "dataset_train_size": int(len(data.y_train)),
     }
+    if spec.per_round < spec.n:
+        info.update(participation=spec.participation, clients_per_round=spec.per_round,
+                    byz_per_round=spec.byz_per_round, f_declared_round=spec.f_declared_round)
     if data.task == "classification":
         info["label_skew"] = label_skew(data.y_train, shards[: spec.n_honest], data.num_classes)
     with torch.random.fork_rng(devices=[]):
@@ -196,9 +214,11 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         # Closed form from the dataset when it has one (least squares), else L-BFGS.
         f_star = data.f_star if data.f_star is not None else full_batch_optimum(model, theta, data)
         info["f_star"] = f_star
+    algo_cfg = cfg.get("algorithm") or {"_target_": "byzbench.algorithms.dsgd.DSGD"}
+    workers = instantiate_component(algo_cfg, "algorithm", model=model, task=data.task,
+                                    grad_path=info["grad_path"])
     attack = build_attack(cfg.attack, spec, data.num_classes)
-    pipeline = build_pipeline(cfg.preagg, cfg.agg, spec.n, spec.f_declared,
-                              make_generator(seed, "agg", device))
+    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device))
     optimizer, scheduler = build_solver(cfg.solver, cfg.schedule, theta)
     exp = Experiment(
         data=data, model=model, theta=theta, spec=spec,
@@ -209,6 +229,9 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         attack_gen=make_generator(seed, "attack", device),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
         worker_momentum=float(cfg.worker_momentum), f_star=f_star, progress=bool(cfg.progress),
-        grad_path=info["grad_path"],
+        workers=workers,
+        participation=Participation(spec.n, spec.f, spec.per_round, spec.f_fixed_round,
+                                    spec.byz_per_round, make_generator(seed, "participation"),
+                                    device),
     )
     return exp, info

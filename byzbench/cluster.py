@@ -3,6 +3,8 @@ stacked minibatch indices ``[workers, B]`` gathered on the device in one op."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -21,9 +23,9 @@ def assign_shards(shards: list[Tensor], n: int, f: int, generator: torch.Generat
 class BatchSampler:
     """IID minibatches with replacement from each worker's shard, all workers at once.
 
-    ``sample(rows)`` returns ``[rows, B]`` global sample indices for workers
-    ``0..rows-1``: position ``floor(U * len_i)`` into the padded shard table, one
-    vectorized draw (no loop over workers).
+    ``sample(workers)`` returns ``[m, B]`` global sample indices for the workers
+    ``ids [m]`` (or ``0..rows-1`` for an int): position ``floor(U * len_i)`` into the
+    padded shard table, one vectorized draw (no loop over workers).
     """
 
     def __init__(self, shards: list[Tensor], batch_size: int, device: torch.device,
@@ -39,11 +41,61 @@ class BatchSampler:
         self.batch_size = batch_size
         self.generator = generator
 
-    def sample(self, rows: int) -> Tensor:
-        u = torch.rand(rows, self.batch_size, generator=self.generator,
+    def sample(self, workers: int | Tensor) -> Tensor:
+        if isinstance(workers, int):
+            workers = torch.arange(workers, device=self.table.device)
+        lens = self.lens[workers, None]
+        u = torch.rand(len(workers), self.batch_size, generator=self.generator,
                        device=self.table.device)
-        pos = (u * self.lens[:rows, None]).long().clamp_max(self.lens[:rows, None] - 1)
-        return torch.gather(self.table[:rows], 1, pos)
+        pos = (u * lens).long().clamp_max(lens - 1)
+        return self.table[workers[:, None], pos]
+
+
+@dataclass(frozen=True)
+class Round:
+    """The clients of one round: ``ids [m]`` (rows of the shard table, honest first),
+    of which ``n_honest`` honest and ``n_byz`` Byzantine."""
+
+    ids: Tensor
+    n_honest: int
+    n_byz: int
+
+
+class Participation:
+    """Which clients take part in each round (own seeded CPU stream, so counts are
+    Python ints without a device sync).
+
+    Rows ``0..n_honest-1`` of the shard table are honest, the last f Byzantine.
+    ``participation = 1``: every client, no random draw. Otherwise m clients:
+    ``byz_per_round="sampled"`` draws m of the n uniformly without replacement (the
+    Byzantine count varies); ``"fixed"`` draws ``m - f_round`` of the honest and
+    ``f_round`` of the Byzantine clients (see ``byzbench.config.ClusterSpec``). Ids are
+    sorted within each group.
+    """
+
+    def __init__(self, n: int, f: int, m: int, f_fixed: int, byz_per_round: str,
+                 generator: torch.Generator, device: torch.device | str = "cpu"):
+        require(1 <= m <= n, "cluster.participation", m, f"a sample of 1..{n} clients")
+        self.n, self.f, self.m, self.f_fixed, self.mode = n, f, m, f_fixed, byz_per_round
+        self.generator, self.device = generator, torch.device(device)
+        self._all = Round(torch.arange(n, device=self.device), n - f, f)
+
+    @property
+    def full(self) -> bool:
+        return self.m == self.n
+
+    def sample(self) -> Round:
+        if self.full:
+            return self._all
+        n_h = self.n - self.f
+        if self.mode == "sampled":
+            pick = torch.randperm(self.n, generator=self.generator)[: self.m]
+            hon, byz = pick[pick < n_h], pick[pick >= n_h]
+        else:
+            hon = torch.randperm(n_h, generator=self.generator)[: self.m - self.f_fixed]
+            byz = n_h + torch.randperm(self.f, generator=self.generator)[: self.f_fixed]
+        ids = torch.cat([hon.sort().values, byz.sort().values])
+        return Round(ids.to(self.device), len(hon), len(byz))
 
 
 def label_skew(labels: Tensor, shards: list[Tensor], num_classes: int) -> float:

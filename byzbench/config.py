@@ -25,6 +25,8 @@ class ClusterConfig:
     n_workers: int = 20
     byz_frac: float = 0.2
     f_declared: Any = None  # int | None: the f the rule is told; None = the real f
+    participation: float = 1.0  # fraction of the n clients sampled each round, in (0, 1]
+    byz_per_round: str = "sampled"  # sampled | fixed (see ClusterSpec)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Config:
     agg: Any = None
     preagg: Any = field(default_factory=dict)
     solver: Any = None
+    algorithm: Any = None
     schedule: Any = None
     partition: Any = None
 
@@ -59,23 +62,57 @@ def register() -> None:
     ConfigStore.instance().store(name="byzbench_schema", node=Config)
 
 
+BYZ_PER_ROUND = ("sampled", "fixed")
+
+
+def _share(count: int, m: int, n: int) -> int:
+    """``count`` scaled to a sample of m out of n: ``floor(count * m / n + 1/2)``."""
+    return int(math.floor(count * m / n + 0.5 + 1e-9)) if m < n else count
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     """Derived cluster sizes: ``n`` workers, ``f`` Byzantine (actual), ``f_declared``
-    (what the rule is told), ``n_honest = n - f``."""
+    (what the rule is told), ``n_honest = n - f``.
+
+    Partial participation: each round ``per_round = m = max(1, floor(participation n))``
+    clients are sampled. ``byz_per_round="sampled"``: the round's Byzantine count is
+    however many of the f fall in a uniform sample of m (hypergeometric, as ByzFL);
+    ``"fixed"``: ``f_round = min(floor(f m / n + 1/2), m - 1)`` every round (m - f_round
+    honest). The rule is built once for ``n = m`` rows (the same every round) and told
+    ``f_declared_round = min(floor(f_declared m / n + 1/2), m - 1)``: the declared f
+    scaled with the sample (equal to f_declared at participation 1, and to the actual
+    count under ``fixed`` when f_declared = f).
+    """
 
     n: int
     f: int
     f_declared: int
+    participation: float = 1.0
+    byz_per_round: str = "sampled"
 
     @property
     def n_honest(self) -> int:
         return self.n - self.f
 
+    @property
+    def per_round(self) -> int:
+        return max(1, int(math.floor(self.participation * self.n + 1e-9)))
 
-def cluster_spec(n_workers: int, byz_frac: float, f_declared: int | None = None) -> ClusterSpec:
+    @property
+    def f_fixed_round(self) -> int:
+        return min(_share(self.f, self.per_round, self.n), self.per_round - 1)
+
+    @property
+    def f_declared_round(self) -> int:
+        return min(_share(self.f_declared, self.per_round, self.n), max(self.per_round - 1, 0))
+
+
+def cluster_spec(n_workers: int, byz_frac: float, f_declared: int | None = None,
+                 participation: float = 1.0, byz_per_round: str = "sampled") -> ClusterSpec:
     """The one place f is derived: ``f = floor(byz_frac * n)`` (so byz_frac=0.2, n=20 ->
-    f=4), ``f_declared`` defaults to f."""
+    f=4), ``f_declared`` defaults to f; participation and the per-round Byzantine count
+    are checked here (see ClusterSpec)."""
     require(isinstance(n_workers, int) and n_workers >= 1, "cluster.n_workers", n_workers,
             "an integer >= 1")
     require(0.0 <= byz_frac < 1.0, "cluster.byz_frac", byz_frac, "a fraction in [0, 1)")
@@ -85,7 +122,18 @@ def cluster_spec(n_workers: int, byz_frac: float, f_declared: int | None = None)
     fd = f if f_declared is None else f_declared
     require(isinstance(fd, int) and 0 <= fd < n_workers, "cluster.f_declared", f_declared,
             f"null or an integer in [0, n_workers={n_workers})")
-    return ClusterSpec(n=n_workers, f=f, f_declared=fd)
+    require(isinstance(participation, (int, float)) and 0.0 < participation <= 1.0,
+            "cluster.participation", participation, "a fraction in (0, 1]")
+    require(byz_per_round in BYZ_PER_ROUND, "cluster.byz_per_round", byz_per_round,
+            " or ".join(BYZ_PER_ROUND))
+    spec = ClusterSpec(n=n_workers, f=f, f_declared=fd, participation=float(participation),
+                       byz_per_round=byz_per_round)
+    m = spec.per_round
+    require(m == n_workers or byz_per_round == "fixed" or m > f, "cluster.participation",
+            participation, f"samples m={m} of n_workers={n_workers} clients, and with "
+            f"byz_per_round=sampled all of them may be Byzantine (f={f}): need m > f, or "
+            "byz_per_round=fixed")
+    return spec
 
 
 def validate_top(cfg: Any) -> None:

@@ -74,8 +74,10 @@ def make_grad_fn(
 ) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]:
     """Per-worker gradients in one vectorized pass.
 
-    Returns ``fn(theta [d], X [n, B, ...], Y [n, B]) -> (G [n, d], losses [n])`` where
-    ``G[i] = grad_theta loss(theta; X[i], Y[i])``. Two exact formulations, chosen by
+    Returns ``fn(theta [d] or [n, d], X [n, B, ...], Y [n, B]) -> (G [n, d], losses [n])``
+    where ``G[i] = grad loss(theta; X[i], Y[i])`` (one shared theta) or
+    ``grad loss(theta[i]; X[i], Y[i])`` (one theta per worker, e.g. FedAvg's local
+    steps). Two exact formulations, chosen by
     size (``replicate=None``: replicate when d <= REPLICATE_MAX_PARAMS):
 
     * ``vmap(grad(loss))`` over workers: the forward keeps theta unbatched (one large
@@ -90,8 +92,9 @@ def make_grad_fn(
     if replicate is None:
         replicate = sum(p.numel() for p in model.parameters()) <= REPLICATE_MAX_PARAMS
     if not replicate:
-        per_worker = vmap(grad_and_value(make_loss(model, task)), in_dims=(None, 0, 0))
-        return lambda theta, X, Y: per_worker(theta.detach(), X, Y)
+        gv = grad_and_value(make_loss(model, task))
+        shared, own = vmap(gv, in_dims=(None, 0, 0)), vmap(gv, in_dims=(0, 0, 0))
+        return lambda theta, X, Y: (shared if theta.dim() == 1 else own)(theta.detach(), X, Y)
     per_sample = per_sample_loss_fn(task)
     unflatten = make_unflatten(model)
 
@@ -103,7 +106,7 @@ def make_grad_fn(
     def fn(theta: Tensor, X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
         n = X.shape[0]
         with torch.enable_grad():
-            P = theta.detach().unsqueeze(0).expand(n, -1).clone().requires_grad_(True)
+            P = theta.detach().expand(n, -1).clone().requires_grad_(True)
             out = batched_forward(unflatten(P), X)  # [n, B, ...]
             losses = per_sample(out.flatten(0, 1), Y.flatten(0, 1)).view(n, -1).mean(1)
             (G,) = torch.autograd.grad(losses.sum(), P)
@@ -138,11 +141,12 @@ def make_grads(
 
 
 def loop_grads(model: nn.Module, theta: Tensor, X: Tensor, Y: Tensor, task: str = "classification"):
-    """Reference implementation: a plain autograd loop over workers (tests, benchmarks)."""
+    """Reference implementation: a plain autograd loop over workers (tests, benchmarks);
+    ``theta`` is ``[d]`` (shared) or ``[n, d]`` (one per worker)."""
     loss = make_loss(model, task)
     gs, ls = [], []
     for i in range(X.shape[0]):
-        th = theta.detach().clone().requires_grad_(True)
+        th = (theta if theta.dim() == 1 else theta[i]).detach().clone().requires_grad_(True)
         value = loss(th, X[i], Y[i])
         (g,) = torch.autograd.grad(value, th)
         gs.append(g)

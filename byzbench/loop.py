@@ -1,9 +1,13 @@
 """One round and the training loop (no Hydra here).
 
-Round t: gather ``X [m, B, ...], Y [m, B]`` for the m workers that compute (honest,
-plus Byzantine ones under a local threat model) -> ``G, losses = vmap(grad)`` ->
-worker momentum -> ``Bz = attack(G_honest, ctx) [f, d]`` -> seeded row permutation
-of ``cat(G_honest, Bz)`` -> ``u = pipeline(V)`` -> ``theta.grad = u; opt.step()``.
+Round t: the round's clients (``participation.sample()``: all n, or a seeded sample
+of m) -> ``G, losses = workers(theta, draw)`` for those that compute (honest, plus
+Byzantine ones under a local threat model), where ``draw()`` gathers each client's next
+minibatch ``X [m, B, ...], Y [m, B]`` from its shard and ``workers`` is the algorithm
+chosen at build time (DSGD: one gradient each; FedAvg: K local steps each, sending
+``theta - theta_i^K``) -> worker momentum, kept per client -> ``Bz = attack(G_honest,
+ctx) [f_t, d]`` -> seeded row permutation of ``cat(G_honest, Bz)`` -> ``u =
+pipeline(V)`` -> ``theta.grad = u; opt.step()``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from byzbench.aggregators.base import Pipeline
+from byzbench.algorithms import Workers
 from byzbench.attacks.base import RoundContext
-from byzbench.cluster import BatchSampler
+from byzbench.cluster import BatchSampler, Participation
 from byzbench.config import ClusterSpec
 from byzbench.data.base import Dataset
-from byzbench.grads import loss_fn, make_grads, make_unflatten
+from byzbench.grads import loss_fn, make_unflatten
 from byzbench.metrics import MetricsLog
 
 
@@ -46,9 +51,10 @@ class Experiment:
     eval_train: bool = True
     worker_momentum: float = 0.0
     f_star: float | None = None
-    grad_path: str = "vmap"
     progress: bool = True
     log: MetricsLog = field(default_factory=MetricsLog)
+    workers: Workers | None = None  # built from ``algorithm=`` (None: DSGD, vmap path)
+    participation: Participation | None = None  # None: every client, every round
 
 
 @dataclass
@@ -85,15 +91,32 @@ def _finite(x: Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
 
+def _draw(exp: Experiment, ids: Tensor, n_h: int, transform: Callable | None):
+    """``draw()`` for one round: the next minibatch ``(X [m, B, ...], Y [m, B])`` of
+    clients ``ids`` (honest first), Byzantine rows' labels through ``transform``."""
+    data = exp.data
+
+    def draw() -> tuple[Tensor, Tensor]:
+        idx = exp.sampler.sample(ids)
+        X, Y = data.prepare(data.x_train[idx]), data.y_train[idx]
+        if transform is not None and len(ids) > n_h:
+            Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
+        return X, Y
+
+    return draw
+
+
 def train(exp: Experiment) -> Result:
     """Run ``exp.rounds`` rounds; stop early (status ``diverged``) at the first
     non-finite aggregate, parameter vector or honest training loss."""
+    from byzbench.algorithms.dsgd import DSGD
+
     spec, data, log = exp.spec, exp.data, exp.log
-    n_h, f = spec.n_honest, spec.f
     transform = getattr(exp.attack, "transform_labels", None)
     local = bool(getattr(exp.attack, "local", False)) or transform is not None
-    rows = spec.n if (local and f > 0) else n_h
-    grad_fn = make_grads(exp.model, data.task, exp.grad_path)
+    workers = exp.workers or DSGD(exp.model, data.task)
+    participation = exp.participation or Participation(
+        spec.n, spec.f, spec.n, spec.f, "sampled", torch.Generator(), exp.theta.device)
     theta = exp.theta
     momentum: Tensor | None = None
     prev_u: Tensor | None = None
@@ -117,31 +140,33 @@ def train(exp: Experiment) -> Result:
     do_eval(0)
     for t in range(exp.rounds):
         t0 = time.perf_counter()
-        idx = exp.sampler.sample(rows)
-        X = data.prepare(data.x_train[idx])
-        Y = data.y_train[idx]
-        if transform is not None and rows > n_h:
-            Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
-        G, losses = grad_fn(theta, X, Y)
+        rnd = participation.sample()
+        n_h, f, m = rnd.n_honest, rnd.n_byz, len(rnd.ids)
+        ids = rnd.ids if (local and f > 0) else rnd.ids[:n_h]
+        G, losses = workers(theta, _draw(exp, ids, n_h, transform))
         if exp.worker_momentum > 0:
-            # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
+            # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i,
+            # one buffer per client (rows of all n), kept between the rounds it takes part in.
             b = exp.worker_momentum
-            momentum = (1 - b) * G if momentum is None else b * momentum + (1 - b) * G
-            G = momentum
+            if momentum is None:
+                momentum = G.new_zeros(spec.n, G.shape[1])
+            G = b * momentum[ids] + (1 - b) * G
+            momentum[ids] = G
         honest = G[:n_h]
         if t == 0:
             gbar = honest.mean(0)
             extra["grad_var_round0"] = float(((honest - gbar) ** 2).sum(1).mean())
             extra["grad_rel_var_round0"] = extra["grad_var_round0"] / max(
                 float(gbar.square().sum()), 1e-30)
-        ctx = RoundContext(t=t, n=spec.n, f=f, f_declared=spec.f_declared,
+        ctx = RoundContext(t=t, n=m, f=f, f_declared=spec.f_declared_round,
                            pipeline=exp.pipeline, prev_aggregate=prev_u,
-                           byz_grads=G[n_h:] if rows > n_h else None, generator=exp.attack_gen)
+                           byz_grads=G[n_h:] if len(ids) > n_h else None,
+                           generator=exp.attack_gen)
         byz = exp.attack(honest, ctx) if f > 0 else honest.new_zeros((0, honest.shape[1]))
         if byz.shape != (f, honest.shape[1]):
             raise RuntimeError(
                 f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
-        perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
+        perm = torch.randperm(m, generator=exp.sampling_gen, device=honest.device)
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
         ta = time.perf_counter()
         u = exp.pipeline(V)
@@ -150,7 +175,10 @@ def train(exp: Experiment) -> Result:
         log.add(t + 1, "train", "loss", losses[:n_h].mean())
         log.add(t + 1, "train", "agg_error", torch.linalg.vector_norm(u - hmean))
         log.add(t + 1, "train", "agg_norm", torch.linalg.vector_norm(u))
-        w = exp.pipeline.row_weights(spec.n)
+        if not participation.full:
+            log.add(t + 1, "train", "clients_honest", n_h)
+            log.add(t + 1, "train", "clients_byz", f)
+        w = exp.pipeline.row_weights(m)
         if w is not None and f > 0:
             log.add(t + 1, "train", "byz_weight", w[perm >= n_h].sum() / w.sum().clamp_min(1e-30))
         # The server applies whatever the rule returned: a non-finite aggregate
