@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from byzbench import require
@@ -20,11 +21,11 @@ class FedAvg:
     (``torch.optim.SGD`` semantics; the local optimizer starts fresh each round), and
     sends ``Delta_i = theta - theta_i^K``. All clients step together: step 0 uses the
     shared theta (one pass, exactly DSGD's), later steps one theta per client
-    (``[m, d]``), through the same vectorized gradient pass. ``Delta_i`` is accumulated
-    as ``sum_k eta b_i^k`` (equal to ``theta - theta_i^K`` in exact arithmetic, without
-    the cancellation of subtracting two nearby vectors), so K = 1 sends exactly
-    ``eta g_i``. The server applies the aggregate with the configured solver: SGD with
-    lr 1 is FedAvg, server momentum FedAvgM, Adam FedAdam.
+    (``[m, d]``, updated in place), through the same vectorized gradient pass. With
+    K = 1 the client sends ``eta b_i^0`` itself (``theta - theta_i^1`` up to the rounding
+    of one subtraction), so K = 1 with server SGD lr 1 is DSGD with lr eta, bit for bit
+    when eta is a power of two. The server applies the aggregate with the configured
+    solver: SGD with lr 1 is FedAvg, server momentum FedAvgM, Adam FedAdam.
 
     Args:
         local_steps: K >= 1.
@@ -56,18 +57,20 @@ class FedAvg:
     def __call__(self, theta: Tensor, draw: Draw) -> tuple[Tensor, Tensor]:
         theta = theta.detach()
         lr, mu, wd = self.client_lr, self.client_momentum, self.weight_decay
-        delta = buf = losses = None
-        for _ in range(self.local_steps):
+        K = self.local_steps
+        buf = losses = local = None  # local: theta_i^k, one row per client once k >= 1
+        for _ in range(K):
             X, Y = draw()
-            local = theta if delta is None else theta - delta  # [d] at step 0, then [m, d]
-            g, loss = self.grads(local, X, Y)
+            g, loss = self.grads(theta if local is None else local, X, Y)
             if losses is None:
                 losses = loss  # each client's loss at the global model (as DSGD reports)
             if wd:
-                g = g + wd * local
+                g = g.add(theta if local is None else local, alpha=wd)
             if mu:
-                buf = g if buf is None else mu * buf + g
+                buf = g if buf is None else buf.mul_(mu).add_(g)
                 g = buf
-            step = lr * g
-            delta = step if delta is None else delta + step
-        return delta, losses
+            if K == 1:  # Delta = eta g exactly (theta - (theta - eta g) would round twice)
+                return (g * lr if mu else g.mul_(lr)), losses
+            # theta_i <- theta_i - eta b_i (torch.optim.SGD's update), in place after step 0
+            local = torch.add(theta, g, alpha=-lr) if local is None else local.sub_(g, alpha=lr)
+        return theta - local, losses
