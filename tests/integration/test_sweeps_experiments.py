@@ -65,8 +65,8 @@ def test_every_swept_value_composes_and_parameters_build(path):
                 build_attack(cfg.attack, spec, num_classes=10)
             elif group == "agg":
                 build_pipeline(cfg.preagg, cfg.agg, spec.n, spec.f, torch.Generator())
-            else:
-                instantiate_component(cfg[group], group)
+            else:  # e.g. algorithm: injected with a model, as build does
+                instantiate_component(cfg[group], group, model=torch.nn.Linear(2, 2))
 
 
 def _experiment_after_self() -> bool:
