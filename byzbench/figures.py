@@ -4,6 +4,7 @@
   with a +-1 sd band.
 - ``heatmap``: attack x rule of the mean final metric (one panel per solver).
 - ``vs_byz_fraction``: final metric versus the Byzantine fraction f/n, one line per rule.
+- ``vs_local_steps``: final metric versus FedAvg's local steps K, one line per rule.
 - ``runtime``: aggregator wall-clock seconds versus n and versus d (benchmark CSV).
 - ``make_figures``: all of the above that the sweep's axes allow.
 
@@ -205,40 +206,62 @@ def vs_byz_fraction(runs: pd.DataFrame, stem: Path, metric: str = "test_accuracy
     """Mean final ``metric`` (+-1 sd over seeds) versus f/n, one line per rule; panels:
     columns = attacks, rows = solvers; one figure per combination of the other axes.
     Nothing is drawn unless the sweep has at least two Byzantine fractions."""
+    return vs_axis(runs, stem, "byz_frac", "Byzantine fraction f/n", "solver", metric, order,
+                   skip=("cluster.byz_frac", "cluster.n_workers"))
+
+
+def vs_local_steps(runs: pd.DataFrame, stem: Path, metric: str = "test_accuracy",
+                   order: dict | None = None) -> list[Path]:
+    """Mean final ``metric`` (+-1 sd over seeds) versus FedAvg's local steps K (log
+    axis), one line per rule; panels: columns = attacks, rows = participation. Nothing
+    is drawn unless the sweep has at least two values of ``algorithm.local_steps``."""
+    return vs_axis(runs, stem, "algorithm.local_steps", "local steps K", "cluster.participation",
+                   metric, order, logx=True)
+
+
+def vs_axis(runs: pd.DataFrame, stem: Path, x_col: str, xlabel: str, row_col: str,
+            metric: str = "test_accuracy", order: dict | None = None,
+            skip: tuple[str, ...] = (), logx: bool = False) -> list[Path]:
+    """Mean final ``metric`` (+-1 sd over seeds) versus the numeric column ``x_col``, one
+    line per rule; panels: columns = attacks, rows = values of ``row_col``; one figure
+    per combination of the other swept axes (minus ``skip``). Nothing is drawn unless
+    ``x_col`` takes at least two values."""
     order = order or {}
     runs = report.add_labels(runs) if "attack_label" not in runs else runs
     col = f"final_{metric}"
-    if col not in runs or runs["byz_frac"].dropna().nunique() < 2:
+    if col not in runs or x_col not in runs or runs[x_col].dropna().nunique() < 2:
         return []
-    others = [a for a in report.group_axes(runs)
-              if a not in ("solver", "cluster.byz_frac", "cluster.n_workers")]
-    done = runs[runs["status"] != "failed"]
+    others = [a for a in report.group_axes(runs) if a not in (row_col, x_col, *skip)]
+    done = runs[runs["status"] != "failed"].assign(_x=lambda r: pd.to_numeric(r[x_col]))
     paths: list[Path] = []
     for combo, sub in _split(done, others, order):
-        att, sol = _values(sub, "attack_label", order), _values(sub, "solver", order)
+        att, rows = _values(sub, "attack_label", order), _values(sub, row_col, order)
         rul = _values(sub, "rule_label", order)
-        fig, axes = plt.subplots(len(sol), len(att), figsize=(3.3 * len(att), 2.6 * len(sol)),
+        fig, axes = plt.subplots(len(rows), len(att), figsize=(3.3 * len(att), 2.6 * len(rows)),
                                  squeeze=False, sharex=True, sharey=True)
-        for i, s in enumerate(sol):
+        for i, s in enumerate(rows):
             for j, a in enumerate(att):
                 ax = axes[i, j]
-                cell = _sel(_sel(sub, "solver", s), "attack_label", a)
+                cell = _sel(_sel(sub, row_col, s), "attack_label", a)
                 for k, r in enumerate(rul):
                     x = cell[cell["rule_label"] == r]
                     if x.empty:
                         continue
-                    st = x.groupby("byz_frac")[col].agg(["mean", "std"]).reset_index()
-                    ax.errorbar(st["byz_frac"], st["mean"], yerr=st["std"].fillna(0.0),
+                    st = x.groupby("_x")[col].agg(["mean", "std"]).reset_index()
+                    ax.errorbar(st["_x"], st["mean"], yerr=st["std"].fillna(0.0),
                                 marker="o", ms=3, lw=1.2, capsize=2, label=str(r),
                                 color=plt.cm.tab10.colors[k % 10])
+                if logx:
+                    ax.set_xscale("log")
                 ax.grid(alpha=0.3)
                 if i == 0:
                     ax.set_title(str(a), fontsize=10)
                 if j == 0:
-                    ax.set_ylabel(f"{s}\nfinal {metric}" if s is not None else f"final {metric}",
-                                  fontsize=9)
-                if i == len(sol) - 1:
-                    ax.set_xlabel("Byzantine fraction f/n")
+                    name = f"{row_col}={s}" if row_col != "solver" else s
+                    ax.set_ylabel(f"{name}\nfinal {metric}" if s is not None
+                                  else f"final {metric}", fontsize=9)
+                if i == len(rows) - 1:
+                    ax.set_xlabel(xlabel)
         h, lb = [], []
         for ax in axes.flat:
             hh, ll = ax.get_legend_handles_labels()
@@ -319,6 +342,7 @@ def make_figures(sweep_dir: str | Path, out_dir: str | Path | None = None,
     if convex and metric != "test_loss" and "final_test_loss" in runs:
         paths += heatmap(runs, out / "heatmap", "test_loss", order=order)
     paths += vs_byz_fraction(runs, out / f"vs_byz_fraction_{metric}", metric, order=order)
+    paths += vs_local_steps(runs, out / f"vs_local_steps_{metric}", metric, order=order)
     if bench_csv is not None:
         paths += runtime(bench_csv, out / "aggregator_runtime")
     return paths

@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "byzbench" / "conf"
 GROUPS = [("attack", "Attacks"), ("agg", "Aggregation rules"), ("preagg", "Pre-aggregators"),
-          ("solver", "Solvers"), ("schedule", "Learning-rate schedules"),
+          ("solver", "Solvers"), ("algorithm", "Algorithms (what workers send)"),
+          ("schedule", "Learning-rate schedules"),
           ("dataset", "Datasets"), ("model", "Models"), ("partition", "Partitions"),
           ("experiment", "Experiments (sweeps)")]
 START, END = "<!-- components:start -->", "<!-- components:end -->"
