@@ -118,3 +118,36 @@ def test_runtime_reads_bench_aggregators_csv(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "bench.csv", index=False)
     paths = figures.runtime(tmp_path / "bench.csv", tmp_path / "rt")
     _valid(paths, "rt")
+
+
+def test_vs_local_steps_one_line_per_rule_rows_participation(tmp_path):
+    """FedAvg sweep axes (algorithm.local_steps x cluster.participation): one figure,
+    x = K, whose plotted points are the seed means of the final accuracy."""
+    i = 0
+    for k in (1, 5, 20):
+        for p in ("1.0", "0.5"):
+            for agg in ("mean", "krum"):
+                for seed in (0, 1):
+                    write_run(tmp_path / "s", str(i), attack="alie", agg=agg, solver="sgd",
+                              seed=seed, acc=0.5 + 0.01 * k + 0.1 * seed,
+                              overrides=[f"algorithm.local_steps={k}",
+                                         f"cluster.participation={p}"])
+                    i += 1
+    runs = report.add_labels(report.load_runs(tmp_path / "s"))
+    seen = []
+    orig = figures.plt.Axes.errorbar
+
+    def spy(ax, x, y, *a, **kw):
+        seen.append((kw.get("label"), list(x), list(y)))
+        return orig(ax, x, y, *a, **kw)
+
+    figures.plt.Axes.errorbar = spy
+    try:
+        paths = figures.vs_local_steps(runs, tmp_path / "out" / "vs_k")
+    finally:
+        figures.plt.Axes.errorbar = orig
+    _valid(paths, "vs_k")
+    assert len(seen) == 4  # 2 rules x 2 participation rows
+    for label, x, y in seen:
+        assert x == [1.0, 5.0, 20.0] and label in ("mean", "krum")
+        np.testing.assert_allclose(y, [0.5 + 0.01 * k + 0.05 for k in (1, 5, 20)])
