@@ -16,6 +16,15 @@ def _deterministic():
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for tiny shapes (no oversubscription on a shared machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def conf_options(group: str) -> list[Path]:
     """Every option YAML of a config group."""
     return sorted((CONF / group).glob("*.yaml"))

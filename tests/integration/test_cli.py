@@ -63,6 +63,15 @@ BAD = [
     (["agg=krum", "cluster.byz_frac=0.45"], "krum needs n >= 2f + 3"),
     (["+agg.bogus=1"], "agg.bogus"),
     (["agg=bulyan"], "bulyan"),
+    # federated mode
+    (["algorithm=fedavg", "algorithm.local_steps=0"], "algorithm.local_steps=0"),
+    (["algorithm=fedavg", "algorithm.client_lr=0"], "algorithm.client_lr=0"),
+    (["cluster.participation=0"], "cluster.participation=0"),
+    (["cluster.participation=1.2"], "cluster.participation=1.2"),
+    (["cluster.byz_per_round=most"], "cluster.byz_per_round='most'"),
+    # n=20, f=4: m=10 sampled clients, told f=2; Bulyan needs 4f+3 = 11 > 10
+    (["cluster.n_workers=20", "cluster.byz_frac=0.2", "cluster.participation=0.5", "agg=bulyan"],
+     "cluster.participation=0.5"),
 ]
 
 

@@ -5,7 +5,6 @@ threat models run K local steps on their own data, every attack and rule runs.""
 from __future__ import annotations
 
 import csv
-import sys
 
 import pytest
 import torch
@@ -16,15 +15,9 @@ from byzbench.build import build_experiment
 from byzbench.loop import train
 
 from .conftest import TINY, compose_cfg, conf_options
+from .test_loop import Recorder
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny shapes: one torch thread (no oversubscription on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FED = ["algorithm=fedavg", "algorithm.local_steps=3", "algorithm.client_lr=0.1", "solver.lr=1"]
@@ -75,26 +68,16 @@ def test_k1_fedavg_matches_dsgd_closely_for_any_lr(tmp_path):
             assert float(b["value"]) == pytest.approx(float(a["value"]), rel=1e-5), (a, b)
 
 
-class Spy:
-    """Wraps the attack and the sampler: what the loop gave them."""
+class Spy(Recorder):
+    """test_loop's Recorder, also keeping the client ids of every draw."""
 
     def __init__(self, exp):
-        self.attack, self.sample = exp.attack, exp.sampler.sample
-        self.local = getattr(exp.attack, "local", False)
-        if hasattr(exp.attack, "transform_labels"):
-            self.transform_labels = exp.attack.transform_labels
-        self.calls, self.ids, self.idx = [], [], []
-        exp.attack, exp.sampler.sample = self, self._sample
+        self.ids = []
+        super().__init__(exp)
 
     def _sample(self, ids):
         self.ids.append(ids.clone())
-        self.idx.append(self.sample(ids))
-        return self.idx[-1]
-
-    def __call__(self, honest, ctx):
-        out = self.attack(honest, ctx)
-        self.calls.append((honest.clone(), ctx, out.clone()))
-        return out
+        return super()._sample(ids)
 
 
 @pytest.mark.parametrize("mode", ["sampled", "fixed"])
@@ -208,33 +191,6 @@ def test_every_option_runs_in_fedavg_mode(group):
             exp.theta.copy_(theta0)
         res = train(exp)
         assert res.rounds_done >= 1 and res.status in ("ok", "diverged"), path.stem
-
-
-BAD = [
-    (["algorithm=fedavg", "algorithm.local_steps=0"], "algorithm.local_steps=0"),
-    (["algorithm=fedavg", "algorithm.client_lr=0"], "algorithm.client_lr=0"),
-    (["cluster.participation=0"], "cluster.participation=0"),
-    (["cluster.participation=1.2"], "cluster.participation=1.2"),
-    (["cluster.byz_per_round=most"], "cluster.byz_per_round='most'"),
-    # n=20, f=4, m=10 told f=2: Krum fits (10 >= 7), Bulyan needs 4f+3 = 11 > 10
-    (["cluster.n_workers=20", "cluster.byz_frac=0.2", "cluster.participation=0.5", "agg=bulyan"],
-     "cluster.participation=0.5"),
-]
-
-
-@pytest.mark.parametrize(("override", "needle"), BAD)
-def test_bad_federated_config_is_one_clear_line(tmp_path, monkeypatch, capsys, override, needle):
-    from byzbench.run import main
-
-    monkeypatch.setattr(sys, "argv", ["byzbench", *TINY, *override,
-                                      f"hydra.run.dir={tmp_path / 'x'}"])
-    with pytest.raises(SystemExit) as e:
-        main()
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("byzbench: error:"), err
-    assert needle in lines[0] and "Traceback" not in err
 
 
 def test_done_when_command_writes_three_files(tmp_path):

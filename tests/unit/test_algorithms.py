@@ -20,13 +20,7 @@ from byzbench.grads import flat_params, make_unflatten
 f64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny shapes: one torch thread (no oversubscription on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mlp(dtype=f64, d_in=6, classes=3, seed=0):
