@@ -49,8 +49,10 @@ class Pipeline:
     """Pre-aggregators applied in order, then one rule: ``[n, d] -> [d]``.
 
     ``pipeline(x)`` is the real server aggregation (updates stateful stages);
-    ``pipeline.query(x)`` is what an omniscient attacker may evaluate: the same
-    computation with every stage's attributes and generator states restored after.
+    ``pipeline.query(x, seed)`` is what an omniscient attacker may evaluate: the same
+    computation with every stage's attributes and generator states restored after,
+    drawing from the server's generators (``seed=None``) or from the attacker's own
+    (``seed``; see ``RoundContext.query``, which decides).
     """
 
     def __init__(
@@ -69,13 +71,27 @@ class Pipeline:
         return self.rule(x)
 
     @contextmanager
-    def frozen(self):
-        """Restore every stage's attributes and generator states on exit."""
+    def frozen(self, seed: int | None = None):
+        """Restore every stage's attributes and generator states on exit.
+
+        ``seed=None``: stages draw from the server's own generators (the strongest
+        attacker: a query sees exactly the draws the real call will make next).
+        ``seed=s``: for the duration of the block each distinct server generator is
+        replaced by a fresh one seeded ``s`` on the same device (the attacker's own
+        randomness: it neither sees nor advances the server's draws)."""
         saved = []
         for s in self.stages:
             attrs = dict(vars(s)) if hasattr(s, "__dict__") else {}
             gens = {k: v.get_state() for k, v in attrs.items() if isinstance(v, torch.Generator)}
             saved.append((s, attrs, gens))
+        if seed is not None:
+            own: dict[int, torch.Generator] = {}
+            for s, attrs, gens in saved:
+                for k in gens:
+                    g = attrs[k]
+                    if id(g) not in own:
+                        own[id(g)] = torch.Generator(device=g.device).manual_seed(int(seed))
+                    setattr(s, k, own[id(g)])
         try:
             yield self
         finally:
@@ -86,9 +102,10 @@ class Pipeline:
                 for k, st in gens.items():
                     attrs[k].set_state(st)
 
-    def query(self, x: Tensor) -> Tensor:
-        """Aggregate ``x`` without changing any stage's state."""
-        with self.frozen():
+    def query(self, x: Tensor, seed: int | None = None) -> Tensor:
+        """Aggregate ``x`` without changing any stage's state (``seed``: see
+        ``frozen``; None = the server's randomness)."""
+        with self.frozen(seed):
             return self(x)
 
     def row_weights(self, n: int) -> Tensor | None:
