@@ -14,7 +14,7 @@ from byzbench.attacks.base import RoundContext, repeat_rows
 from byzbench.attacks.search import check_search, maximize
 
 DIRECTIONS = ("max_var", "coordinate", "linf", "vector")
-MODES = ("adaptive", "maximize", "norm")
+MODES = ("adaptive", "largest_kept", "norm")
 
 
 class FiniteNorm:
@@ -35,11 +35,17 @@ class FiniteNorm:
     Magnitude ``gamma``:
 
     * ``norm``: the fixed bound ``gamma``;
-    * ``maximize`` (the study's fair protocol, docs/STUDY.md): the argmax over
-      ``[lo, cap]`` of the displacement of the real aggregate along e,
-      ``J = <A - mu, e>``, by ``search.maximize`` with ``budget`` pipeline evaluations:
-      the same maximizer, objective family and cap as seesaw's adaptive magnitude;
-    * ``adaptive`` (default): the largest ``gamma in [0, cap]`` for which the
+    * ``adaptive`` (default): the argmax over ``[lo, cap]`` of the displacement of the
+      real aggregate along e, ``J = <A - mu, e>``, by ``search.maximize`` (log-spaced
+      scan, refinement, cliff bisection; or ``search: lpd``) with ``budget`` pipeline
+      evaluations: the same maximizer, objective family, unit and cap as seesaw's
+      adaptive magnitude (the study's fair protocol, docs/STUDY.md). It reads the
+      paper's "as large as the rule still lets through": against selection rules
+      (Krum, Bulyan) J rises while b is selected and collapses after, against
+      coordinate-wise rules J saturates once b passes the honest values (ties go to
+      the smallest gamma), against the mean J grows to the cap;
+    * ``largest_kept`` (byzbench's default before the fair protocol): the largest
+      ``gamma in [0, cap]`` for which the
       pipeline still *keeps* b, by doubling from ``gamma`` then bisection (relative
       tolerance ``rtol``, at most ``budget`` tests) on ``ctx.query`` (the real
       pre-aggregators + rule, no side effects). "Keeps" is byzbench's precise reading:
@@ -58,14 +64,14 @@ class FiniteNorm:
         direction: one of ``max_var | coordinate | linf | vector``.
         coordinate: index for ``direction=coordinate`` (must be < d).
         vector: list of d floats for ``direction=vector`` (non-zero).
-        mode: ``adaptive | maximize | norm``.
-        gamma: the bound (``norm``), or the doubling start (``adaptive``), > 0, units.
-        cap: upper end of the ``adaptive`` / ``maximize`` search, >= gamma, units.
-        lo: lower end of the ``maximize`` scan (0 < lo < cap, units).
+        mode: ``adaptive | largest_kept | norm``.
+        gamma: the bound (``norm``), or the doubling start (``largest_kept``), > 0, units.
+        cap: upper end of the search, > lo (>= gamma for ``largest_kept``), units.
+        lo: lower end of the ``adaptive`` scan (0 < lo < cap, units).
         unit: ``spread | pivot_norm | absolute``.
-        budget: ``adaptive``: max keep-tests (a test is one pipeline evaluation when the
-            rule exposes weights, else two); ``maximize``: pipeline evaluations.
-        search: ``scan | lpd`` (``maximize`` only).
+        budget: ``adaptive``: pipeline evaluations; ``largest_kept``: max keep-tests (a
+            test is one pipeline evaluation when the rule exposes weights, else two).
+        search: ``scan | lpd`` (``adaptive`` only).
         rtol: relative bisection tolerance.
         keep_rate: response threshold as a fraction of the mean's rate f / n.
 
@@ -87,7 +93,7 @@ class FiniteNorm:
         cap: float = 4.0,
         lo: float = 0.01,
         unit: str = "spread",
-        budget: int = 24,
+        budget: int = 16,
         search: str = "scan",
         rtol: float = 1e-3,
         keep_rate: float = 0.5,
@@ -96,7 +102,7 @@ class FiniteNorm:
         require(mode in MODES, "attack.mode", mode, f"one of {MODES}")
         require(int(coordinate) >= 0, "attack.coordinate", coordinate, "an index >= 0")
         require(gamma > 0, "attack.gamma", gamma, "> 0")
-        require(mode != "adaptive" or cap >= gamma, "attack.cap", cap,
+        require(mode != "largest_kept" or cap >= gamma, "attack.cap", cap,
                 f">= gamma ({gamma}), the doubling start")
         check_search(search, lo, cap, budget, hi_key="cap")
         check_unit(unit)
@@ -149,7 +155,7 @@ class FiniteNorm:
         e = self.unit_direction(honest) * length_unit(honest, self.unit, mu)
         if self.mode == "norm":
             gamma = self.gamma
-        elif self.mode == "maximize":
+        elif self.mode == "adaptive":
             def along(gs: Tensor) -> Tensor:
                 return torch.stack([(ctx.query(torch.cat([honest, repeat_rows(mu + g * e, ctx.f)]))
                                      - mu) @ e for g in gs.tolist()])

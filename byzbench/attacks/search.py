@@ -13,12 +13,12 @@ when they stop being selected; against coordinate-wise rules it saturates (plate
 2. **refine** - ``n2 = (budget - n1) // 2`` points log-spaced inside the bracket formed
    by the best scan point's neighbours (half on each side), one batched call;
 3. **edge bisection** - each remaining evaluation bisects (geometric midpoint) the gap
-   between the best point and an evaluated neighbour where the objective has dropped:
-   the wider gap first, equal gaps on the side that drops most. On "rise then cliff"
-   shapes this converges to the cliff from below (the best point moves to each
-   successful midpoint, leaving equal gaps, and the cliff side drops most); at a
-   plateau's left end it locates where the plateau starts (no drop on the plateau
-   side); on a smooth peak it contracts onto the peak from both sides.
+   between the best point and its evaluated right neighbour when the objective is
+   lower there (else its left neighbour when lower there; else it stops). On "rise
+   then cliff" shapes this converges to the cliff from below, every successful
+   midpoint becoming the best point; at a plateau's left end it locates where the
+   plateau starts (no drop on the plateau side); on a smooth peak it contracts from
+   the right, the refinement having placed the best point within one refinement step.
 
 Ties (values within ``TIE_RTOL = 1e-6`` of the best, relative: float32 rounding) go to the *smallest* scale, so a
 plateau yields its left end and results do not depend on rounding. ``nan`` counts as
@@ -142,15 +142,14 @@ def maximize(objective: Objective, lo: float, hi: float, budget: int, method: st
         tr.eval(pts)
     for _ in range(budget - len(tr.xs)):
         bx, bv = tr.best()
-        sides = []  # (log gap, drop, neighbour) on each side that has one
-        for x in (max((x for x in tr.xs if x < bx), default=None),
-                  min((x for x in tr.xs if x > bx), default=None)):
-            if x is not None:
-                sides.append((round(abs(math.log(x / bx)), 9), bv - tr.vs[tr.xs.index(x)], x))
-        sides = [sd for sd in sides if sd[1] > tr.tol()]
-        if not sides:
+        other = None  # the right side first (cliffs), else the left (a plateau's start)
+        for x in (min((x for x in tr.xs if x > bx), default=None),
+                  max((x for x in tr.xs if x < bx), default=None)):
+            if x is not None and tr.vs[tr.xs.index(x)] < bv - tr.tol():
+                other = x
+                break
+        if other is None:
             break  # flat around the best point: nothing left to locate
-        _, _, other = max(sides)  # wider gap first; equal gaps: the larger drop (a cliff)
         tr.eval([math.sqrt(bx * other)])
     x, v = tr.best()
     return SearchResult(x=x, value=v, evals=len(tr.xs))

@@ -64,7 +64,7 @@ def test_krum_case_threshold_by_hand():
 
 
 def test_finite_norm_adaptive_krum_is_largest_selected_gamma():
-    a = FiniteNorm(unit="absolute", direction="coordinate", coordinate=1, mode="adaptive", gamma=1.0, rtol=1e-4,
+    a = FiniteNorm(unit="absolute", direction="coordinate", coordinate=1, mode="largest_kept", gamma=1.0, rtol=1e-4,
                    budget=40)
     b = a(KRUM_HONEST, ctx_for(TinyKrum(1), 1, n_h=6))
     g = a.last_gamma
@@ -79,15 +79,29 @@ def test_finite_norm_adaptive_median_saturation():
     # rate 0). So the largest kept gamma is 1 (+ the 1e-3 finite-difference step).
     honest = torch.tensor([[-2.0, 0.1], [-1.0, -0.1], [0.0, 0.0], [1.0, 0.1], [2.0, -0.1]],
                           dtype=f64)
-    a = FiniteNorm(unit="absolute", direction="max_var", mode="adaptive", gamma=0.1, rtol=1e-4, budget=40)
+    a = FiniteNorm(unit="absolute", direction="max_var", mode="largest_kept", gamma=0.1, rtol=1e-4, budget=40)
     b = a(honest, ctx_for(median_rule, 2, n_h=5))
     assert abs(a.last_gamma - 1.0) < 2e-3
     assert b.shape == (2, 2) and b[0, 1] == 0.0  # honest mean of coordinate 1 is 0
 
 
+def test_finite_norm_adaptive_argmax_krum_and_median():
+    # adaptive = argmax of <A - mu, e>: on the Krum case the displacement is g while b is
+    # selected (g < 1/sqrt3) and 0 after: the maximizer's cliff bisection lands just below.
+    a = FiniteNorm(unit="absolute", direction="coordinate", coordinate=1, cap=10.0, budget=16)
+    a(KRUM_HONEST, ctx_for(TinyKrum(1), 1, n_h=6))
+    assert 0.97 / math.sqrt(3) <= a.last_gamma < 1 / math.sqrt(3) and a.last_evals <= 16
+    # median case: the displacement is min(g, 1): the plateau's left end, gamma ~ 1.
+    honest = torch.tensor([[-2.0, 0.1], [-1.0, -0.1], [0.0, 0.0], [1.0, 0.1], [2.0, -0.1]],
+                          dtype=f64)
+    a = FiniteNorm(unit="absolute", cap=10.0, budget=16)
+    a(honest, ctx_for(median_rule, 2, n_h=5))
+    assert 1.0 <= a.last_gamma < 1.05
+
+
 def test_finite_norm_adaptive_mean_always_kept():
     honest = torch.randn(5, 3, dtype=f64, generator=torch.Generator().manual_seed(0))
-    a = FiniteNorm(unit="absolute", mode="adaptive", gamma=1.0, cap=64.0)
+    a = FiniteNorm(unit="absolute", mode="largest_kept", gamma=1.0, cap=64.0)
     a(honest, ctx_for(mean_rule, 2, n_h=5))
     assert a.last_gamma == 64.0
 
@@ -221,7 +235,7 @@ def test_fair_protocol_same_bounded_deviation_against_mean(cap, scale):
     spread = float((honest - honest.mean(0)).norm(dim=1).mean())
     c = ctx_for(mean_rule, 3, n_h=6)
     attacks = [Seesaw(cap=cap, budget=16, period=1), Seesaw(cap=cap, budget=16, period=None),
-               FiniteNorm(mode="maximize", cap=cap, budget=16)]
+               FiniteNorm(cap=cap, budget=16)]
     for a in attacks:
         b = a(honest, c)
         pivot = honest.median(0).values if isinstance(a, Seesaw) else honest.mean(0)
