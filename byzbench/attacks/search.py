@@ -20,9 +20,9 @@ when they stop being selected; against coordinate-wise rules it saturates (plate
    plateau starts (no drop on the plateau side); on a smooth peak it contracts from
    the right, the refinement having placed the best point within one refinement step.
 
-Ties (values within ``TIE_RTOL = 1e-6`` of the best, relative: float32 rounding) go to the *smallest* scale, so a
-plateau yields its left end and results do not depend on rounding. ``nan`` counts as
-``-inf``. Every evaluated point is a candidate; the best one is returned with the
+Ties (values within ``TIE_RTOL = 1e-6`` of the best, relative: float32 rounding) go to
+the *smallest* scale, so a plateau yields its left end and results do not depend on
+rounding. ``nan`` counts as ``-inf``. Every evaluated point is a candidate; the best one is returned with the
 number of objective evaluations spent (= pipeline evaluations for the attacks here).
 
 ``objective`` takes a 1-D float64 CPU tensor of candidate scales ``[k]`` and returns

@@ -30,7 +30,8 @@ def test_finite_norm_adaptive_real_krum():
     # 3 x (1, 0), 3 x (-1, 0), f = 1: b = (0, g) is selected iff g < 1/sqrt3 (see
     # test_attacks_seesaw_finite_norm.py for the arithmetic); the rule's one-hot weights.
     honest = torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 0.0]] * 3, dtype=f64)
-    a = FiniteNorm(unit="absolute", mode="largest_kept", direction="coordinate", coordinate=1, rtol=1e-4, budget=40)
+    a = FiniteNorm(unit="absolute",
+                   mode="largest_kept", direction="coordinate", coordinate=1, rtol=1e-4, budget=40)
     a(honest, ctx(krum_mod.Krum(n=7, f=1), 1, 6))
     assert 1 / math.sqrt(3) * (1 - 2e-4) <= a.last_gamma < 1 / math.sqrt(3)
 

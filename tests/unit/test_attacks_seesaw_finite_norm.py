@@ -64,7 +64,8 @@ def test_krum_case_threshold_by_hand():
 
 
 def test_finite_norm_adaptive_krum_is_largest_selected_gamma():
-    a = FiniteNorm(unit="absolute", direction="coordinate", coordinate=1, mode="largest_kept", gamma=1.0, rtol=1e-4,
+    a = FiniteNorm(unit="absolute",
+                   direction="coordinate", coordinate=1, mode="largest_kept", gamma=1.0, rtol=1e-4,
                    budget=40)
     b = a(KRUM_HONEST, ctx_for(TinyKrum(1), 1, n_h=6))
     g = a.last_gamma
@@ -79,7 +80,8 @@ def test_finite_norm_adaptive_median_saturation():
     # rate 0). So the largest kept gamma is 1 (+ the 1e-3 finite-difference step).
     honest = torch.tensor([[-2.0, 0.1], [-1.0, -0.1], [0.0, 0.0], [1.0, 0.1], [2.0, -0.1]],
                           dtype=f64)
-    a = FiniteNorm(unit="absolute", direction="max_var", mode="largest_kept", gamma=0.1, rtol=1e-4, budget=40)
+    a = FiniteNorm(unit="absolute",
+                   direction="max_var", mode="largest_kept", gamma=0.1, rtol=1e-4, budget=40)
     b = a(honest, ctx_for(median_rule, 2, n_h=5))
     assert abs(a.last_gamma - 1.0) < 2e-3
     assert b.shape == (2, 2) and b[0, 1] == 0.0  # honest mean of coordinate 1 is 0
@@ -112,13 +114,15 @@ def test_finite_norm_norm_mode_directions_by_hand():
     c = ctx_for(mean_rule, 2, n_h=2)
     b = FiniteNorm(unit="absolute", mode="norm", gamma=3.0)(honest, c)
     torch.testing.assert_close(b, torch.tensor([[1.0, 1.0, 5.0]] * 2, dtype=f64))
-    b = FiniteNorm(unit="absolute", direction="coordinate", coordinate=1, mode="norm", gamma=3.0)(honest, c)
+    b = FiniteNorm(unit="absolute",
+                   direction="coordinate", coordinate=1, mode="norm", gamma=3.0)(honest, c)
     torch.testing.assert_close(b[0], torch.tensor([1.0, 4.0, 2.0], dtype=f64))
     # linf: e = (1, 1, 1)/sqrt(3); gamma = sqrt(3) -> + (1, 1, 1)
     b = FiniteNorm(unit="absolute", direction="linf", mode="norm", gamma=math.sqrt(3))(honest, c)
     torch.testing.assert_close(b[0], torch.tensor([2.0, 2.0, 3.0], dtype=f64))
     # vector (3, 0, 4) -> unit (0.6, 0, 0.8); gamma 5 -> + (3, 0, 4)
-    b = FiniteNorm(unit="absolute", direction="vector", vector=[3, 0, 4], mode="norm", gamma=5.0)(honest, c)
+    b = FiniteNorm(unit="absolute",
+                   direction="vector", vector=[3, 0, 4], mode="norm", gamma=5.0)(honest, c)
     torch.testing.assert_close(b[0], torch.tensor([4.0, 1.0, 6.0], dtype=f64))
 
 
@@ -129,9 +133,11 @@ def test_finite_norm_errors():
     with pytest.raises(ConfigError, match="attack.vector"):
         FiniteNorm(unit="absolute", direction="vector")
     with pytest.raises(ConfigError, match="attack.coordinate"):
-        FiniteNorm(unit="absolute", direction="coordinate", coordinate=5, mode="norm")(honest, ctx_for(mean_rule, 1))
+        FiniteNorm(unit="absolute",
+                   direction="coordinate", coordinate=5, mode="norm")(honest, ctx_for(mean_rule, 1))
     with pytest.raises(ConfigError, match="attack.vector"):
-        FiniteNorm(unit="absolute", direction="vector", vector=[1, 0, 0], mode="norm")(honest, ctx_for(mean_rule, 1))
+        FiniteNorm(unit="absolute",
+                   direction="vector", vector=[1, 0, 0], mode="norm")(honest, ctx_for(mean_rule, 1))
 
 
 # ---------------------------------------------------------------- seesaw
@@ -176,7 +182,8 @@ def test_seesaw_groups_two_halves_opposite_sides():
 def test_seesaw_pivots_and_directions_by_hand():
     c = ctx_for(mean_rule, 1, n_h=3)
     # mean pivot (2, 3), |.| = sqrt(13); lam = sqrt(13) -> b = (2, 3) - (2, 3) = 0
-    b = Seesaw(unit="absolute", pivot="mean", magnitude="fixed", lam=math.sqrt(13))(SEESAW_HONEST, c)
+    b = Seesaw(unit="absolute",
+               pivot="mean", magnitude="fixed", lam=math.sqrt(13))(SEESAW_HONEST, c)
     torch.testing.assert_close(b[0], torch.zeros(2, dtype=f64))
     # medoid: distance sums: row0 sqrt(5)+sqrt(26), row1 sqrt(5)+sqrt(17), row2 sqrt(26)+sqrt(17)
     # -> row1 = (1, 2); sign direction (1, 1) / sqrt2, lam = 0.5 sqrt2 -> (0.5, 1.5)
