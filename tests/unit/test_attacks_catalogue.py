@@ -295,12 +295,13 @@ def test_tuned_wraps_real_attacks_and_delegates():
 def test_maximize_budget_plateau_and_nan():
     calls = []
 
-    def obj(x):
+    def obj(x):  # smooth single peak at x = 2.7, value 2.7 / e
         calls.append(x)
-        return -(x - 2.7) ** 2
+        return x * math.exp(-x / 2.7)
 
     r = maximize(pointwise(obj), 0.01, 8.0, 16)
-    assert len(calls) == r.evals <= 16 and abs(r.x - 2.7) < 0.1
+    assert len(calls) == r.evals <= 16
+    assert r.value >= 0.99 * 2.7 / math.e and abs(r.x - 2.7) < 0.5
     # plateau from 1 on: the smallest scale reaching it (up to the scan's resolution)
     r = maximize(pointwise(lambda x: min(x, 1.0)), 0.01, 100.0, 16)
     assert r.value == 1.0 and 1.0 <= r.x < 1.5
