@@ -22,8 +22,9 @@ when they stop being selected; against coordinate-wise rules it saturates (plate
 
 Ties (values within ``TIE_RTOL = 1e-6`` of the best, relative: float32 rounding) go to
 the *smallest* scale, so a plateau yields its left end and results do not depend on
-rounding. ``nan`` counts as ``-inf``. Every evaluated point is a candidate; the best one is returned with the
-number of objective evaluations spent (= pipeline evaluations for the attacks here).
+rounding. ``nan`` counts as ``-inf``. Every evaluated point is a candidate; the best one
+is returned with the number of objective evaluations spent (= pipeline evaluations for
+the attacks here).
 
 ``objective`` takes a 1-D float64 CPU tensor of candidate scales ``[k]`` and returns
 ``[k]`` values: stages 1-2 call it once with all their points, so a batched pipeline
