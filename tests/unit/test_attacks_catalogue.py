@@ -224,6 +224,14 @@ def test_rop_hand_computed():
     prev = torch.tensor([2.0, 0.0], dtype=f64)
     b = ROP(z=2.0, lam=0.5, pi=0.5, angle=60.0, unit="absolute")(honest, ctx(2, n_h=2, prev=prev))
     torch.testing.assert_close(b[1], torch.tensor([2.5, math.sqrt(3)], dtype=f64))
+    # angle 270 (FLB's current config): p = -v -> b = (0, -2); 360 is out of [0, 360)
+    b = ROP(z=2.0, angle=270.0, unit="absolute")(honest, ctx(1, n_h=2))
+    torch.testing.assert_close(b, torch.tensor([[0.0, -2.0]], dtype=f64))
+    with pytest.raises(ConfigError, match="attack.angle"):
+        ROP(angle=360.0)
+    # unit spread: |g_i - mean| = 1 for both rows -> the same b as absolute here
+    torch.testing.assert_close(ROP(z=2.0)(honest, ctx(1, n_h=2)),
+                               torch.tensor([[0.0, 2.0]], dtype=f64))
     # z = None: ALIE z_max, honest formula, n = 4, f = 2: s = 3 - 2 = 1, Phi^-1(1/2) = 0
     b = ROP()(honest, ctx(2, n_h=2))
     torch.testing.assert_close(b, torch.zeros(2, 2, dtype=f64))
