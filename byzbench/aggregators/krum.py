@@ -42,7 +42,7 @@ class Krum:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("krum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
-        d2, _, _ = _ops.sqdist(x)
+        d2 = _ops.pairwise(x).d2
         i = int(np.argmin(_ops.krum_scores(d2, n - f - 2)))
         self.last_weights = _ops.one_hot(n, [i], x)
         return x[i].clone()

@@ -45,7 +45,7 @@ class MultiKrum:
         n, f = x.shape[0], self.f
         _ops.check_rows("multikrum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
         m = min(n - f if self.m is None else self.m, n)
-        d2, _, bad = _ops.sqdist(x)
+        d2, _, bad, _ = _ops.pairwise(x)
         scores = _ops.krum_scores(d2, n - f - 2)
         scores[bad] = np.inf
         idx = _ops.stable_smallest(scores, min(m, int((~bad).sum()) or m))
