@@ -180,26 +180,50 @@ def _gram_np(g: Tensor) -> tuple[np.ndarray, np.ndarray]:
     return g_np, bad
 
 
+# Columns per chunk of the centered kernels (about 2 MB of float32 at n = 30: the
+# difference block stays in cache between the subtraction and its product).
+_CENTER_ELEMS = 1 << 19
+
+
+def _centered_reduce(x: Tensor, v: Tensor, gram: bool) -> Tensor:
+    """Sum over column chunks of ``(X_c - v_c)(X_c - v_c)^T`` (``gram``, ``[n, n]``) or
+    of the squared row norms of ``X_c - v_c`` (``[n]``); each chunk's result is in the
+    input dtype (like any BLAS product), the chunks are summed in float64: one
+    read of ``x`` and no ``[n, d]`` temporary. On CPU (float32/64) the chunks are numpy
+    jobs on the thread pool (numpy releases the GIL; per-chunk torch calls wait for
+    intra-op threads on a busy machine), elsewhere a torch loop."""
+    n, d = x.shape
+    cols = max(1, _CENTER_ELEMS // max(1, n))
+    bounds = list(range(0, d, cols)) + [d]
+    if _numpy_ok(x):
+        a, vn = x.detach().numpy(), v.detach().to(x.dtype).numpy()
+
+        def job(i: int) -> np.ndarray:
+            with np.errstate(invalid="ignore", over="ignore"):
+                t = a[:, bounds[i]:bounds[i + 1]] - vn[bounds[i]:bounds[i + 1]]
+                if gram:
+                    return (t @ t.T).astype(np.float64)
+                return np.einsum("ij,ij->i", t, t).astype(np.float64)
+
+        parts = list(_pool().map(job, range(len(bounds) - 1)))
+        with np.errstate(invalid="ignore", over="ignore"):
+            return torch.from_numpy(np.sum(parts, axis=0))
+    acc = torch.zeros((n, n) if gram else (n,), dtype=torch.float64, device=x.device)
+    for i in range(len(bounds) - 1):
+        t = x[:, bounds[i]:bounds[i + 1]] - v[bounds[i]:bounds[i + 1]]
+        acc += (t @ t.T).to(torch.float64) if gram else t.to(torch.float64).square().sum(1)
+    return acc
+
+
 def centered_gram(x: Tensor, ref: int) -> tuple[np.ndarray, np.ndarray]:
     """``(G, bad)``: the Gram matrix ``<x_i - x_ref, x_j - x_ref>`` as float64 numpy
-    (``ref = -1``: the raw ``X X^T``), and the bad-row mask (non-finite diagonal; their
-    rows and columns of G are zeroed so no nan leaks into later ``n x n`` algebra).
-
-    The centered product runs over column chunks of ``_CHUNK_ELEMS`` entries: one read
-    of ``x``, no ``[n, d]`` temporary, each chunk's product accumulated in float64.
-    """
+    (``ref = -1``: the raw ``X X^T``, one BLAS call), and the bad-row mask (non-finite
+    diagonal; their rows and columns of G are zeroed so no nan leaks into later
+    ``n x n`` algebra). The centered product runs over column chunks
+    (:func:`_centered_reduce`)."""
     if ref < 0:
         return _gram_np(x @ x.T)
-    n, d = x.shape
-    cols = max(1, _CHUNK_ELEMS // max(1, n))
-    r = x[ref]
-    buf = torch.empty((n, min(cols, d)), dtype=x.dtype, device=x.device)
-    acc = torch.zeros((n, n), dtype=torch.float64, device=x.device)
-    for a in range(0, d, cols):
-        b = min(d, a + cols)
-        xc = torch.sub(x[:, a:b], r[a:b], out=buf[:, : b - a])
-        acc += (xc @ xc.T).to(torch.float64)
-    return _gram_np(acc)
+    return _gram_np(_centered_reduce(x, x[ref], gram=True))
 
 
 def _row_medians(d2: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -256,23 +280,13 @@ def sqdist_to(x: Tensor, v: Tensor | None = None) -> tuple[np.ndarray, np.ndarra
     norms), as float64 numpy; ``bad`` marks rows whose result is not finite, and their
     distance is ``+inf``.
 
-    Direct differences over column chunks (one read of ``x``, no ``[n, d]``
-    temporary): exact at every scale, for centers that are not combinations of the
+    Direct differences over column chunks (:func:`_centered_reduce`): exact at every scale, for centers that are not combinations of the
     rows (cclip's and MoNNA's previous aggregate, a pivot row).
     """
     if v is None:
         sq = to_np(torch.linalg.vector_norm(x, dim=1)) ** 2
     else:
-        n, d = x.shape
-        v = v.to(device=x.device, dtype=x.dtype)
-        cols = max(1, _CHUNK_ELEMS // max(1, n))
-        buf = torch.empty((n, min(cols, d)), dtype=x.dtype, device=x.device)
-        acc = torch.zeros(n, dtype=torch.float64, device=x.device)
-        for a in range(0, d, cols):
-            b = min(d, a + cols)
-            xc = torch.sub(x[:, a:b], v[a:b], out=buf[:, : b - a])
-            acc += torch.linalg.vector_norm(xc, dim=1).to(torch.float64) ** 2
-        sq = to_np(acc)
+        sq = to_np(_centered_reduce(x, v.to(device=x.device, dtype=x.dtype), gram=False))
     bad = ~np.isfinite(sq)
     return np.where(bad, INF, sq), bad
 
