@@ -89,9 +89,11 @@ class MoNNA:
             else:
                 i = int(self.pivot)
             dist, bad = _ops.sqdist_to(x, x[i])
-            if bad[i] and (~bad).any():
-                i = int(np.flatnonzero(~bad)[0])
-                dist, bad = _ops.sqdist_to(x, x[i])
+            if bad[i]:  # a non-finite pivot row: take the first finite row instead
+                _, row_bad = _ops.sqdist_to(x)
+                if (~row_bad).any():
+                    i = int(np.flatnonzero(~row_bad)[0])
+                    dist, bad = _ops.sqdist_to(x, x[i])
             dist[i] = 0.0
         idx = _ops.stable_smallest(dist, n - f)
         w = np.zeros(n)
