@@ -54,7 +54,6 @@ def exact_d2(x):
 
 
 def krum_scores(d2, k: int):
-    import torch
 
     d = d2.clone()
     d.fill_diagonal_(float("inf"))
@@ -121,7 +120,8 @@ def measure() -> dict[str, float]:
     out["geomed: output error / s"] = float((GeoMed(n, 0)(x).double()
                                              - GeoMed(n, 0)(x.double())).norm() / s)
     g = torch.Generator().manual_seed(9)
-    center = x.double().mean(0) + 0.3 * s * torch.randn(1000, generator=g, dtype=torch.float64) / 1000**0.5
+    z = torch.randn(1000, generator=g, dtype=torch.float64) / 1000**0.5
+    center = x.double().mean(0) + 0.3 * s * z
     res = []
     for xx in (x, x.double()):
         rule = CClip(n, 0, tau=0.5 * s, iterations=1)

@@ -280,8 +280,9 @@ def sqdist_to(x: Tensor, v: Tensor | None = None) -> tuple[np.ndarray, np.ndarra
     norms), as float64 numpy; ``bad`` marks rows whose result is not finite, and their
     distance is ``+inf``.
 
-    Direct differences over column chunks (:func:`_centered_reduce`): exact at every scale, for centers that are not combinations of the
-    rows (cclip's and MoNNA's previous aggregate, a pivot row).
+    Direct differences over column chunks (:func:`_centered_reduce`): exact at every
+    scale, for centers that are not combinations of the rows (cclip's and MoNNA's
+    previous aggregate, a pivot row).
     """
     if v is None:
         sq = to_np(torch.linalg.vector_norm(x, dim=1)) ** 2

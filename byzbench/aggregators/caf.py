@@ -36,8 +36,9 @@ class CAF:
     paper and ByzFL use a randomly started power method that approximates the same
     eigenpair). The normalizing max runs over rows still in play
     (:math:`c_j > 0`). The loop stops early when :math:`\lambda \le 10^{-12}
-    \mathrm{tr}\,\Sigma_1` (:math:`\Sigma_1` the first round's covariance; the rows in play coincide up to rounding; relative, so the
-    rule is the same at every gradient scale). The Gram matrix is the centered one of
+    \mathrm{tr}\,\Sigma_1` (:math:`\Sigma_1` the first round's covariance: the rows
+    in play coincide up to rounding; relative, so the rule is the same at every
+    gradient scale). The Gram matrix is the centered one of
     ``_ops.pairwise`` (exact for close rows). Non-finite rows start with weight 0.
 
     Args:

@@ -25,8 +25,9 @@ class DnC:
     The scores come from the ``n x n`` centered Gram matrix K of the subsample:
     :math:`s_i = \lambda u_i^2` for its top eigenpair :math:`(\lambda, u)` (identical to
     the SVD route). Ties keep the lower row index. If the intersection is empty (the
-    paper does not say what to do) the first iteration's set is used (``on_empty: first``), or the union of the
-    iterations' sets (``on_empty: union``, FL-Byzantine-Library's choice). Rows non-finite
+    paper does not say what to do) the first iteration's set is used
+    (``on_empty: first``), or the union of the iterations' sets (``on_empty: union``,
+    FL-Byzantine-Library's choice). Rows non-finite
     on the sampled coordinates score ``+inf`` (removed first); a selected row that is
     non-finite elsewhere is dropped from the average afterwards. The subsample is drawn
     from the generator's stream so results are reproducible given the seed. With

@@ -9,7 +9,6 @@ from torch import Tensor
 from byzbench import require
 from byzbench.aggregators import _ops
 
-
 INITS = ("mean", "zero")
 
 

@@ -9,7 +9,6 @@ from torch import Tensor
 from byzbench import ConfigError, require
 from byzbench.aggregators import _ops
 
-
 PIVOTS = ("previous", "honest")
 
 

@@ -56,6 +56,8 @@ VARIANTS = [
     ("krum_byzfl", "agg", "krum", {"k_offset": 1}, True),
     ("geomed_rfa_zero", "agg", "geomed", {"init": "zero", "max_iter": 8, "tol": 0.0}, False),
     ("dnc_union", "agg", "dnc", {"on_empty": "union"}, True),
+    ("signguard_authors", "agg", "signguard", {"sampling": "block", "normalize": True}, False),
+    ("multikrum_byzfl", "agg", "multikrum", {"k_offset": 1}, True),
 ]
 
 
