@@ -3,7 +3,8 @@
 Two kinds of kernels, chosen for speed on ``[n, d]`` with small ``n`` and large ``d``:
 
 * Distance-based rules need pairwise squared distances. They come from ONE Gram
-  matrix ``G = X X^T`` (a BLAS call, the floor of every distance-based rule):
+  matrix, of the rows centered on a central row when the raw one would lose precision
+  (:func:`pairwise`; distances to a single vector: :func:`sqdist_to`):
   ``D_ij = G_ii + G_jj - 2 G_ij``. Everything after the Gram matrix is ``n x n`` work,
   done in float64 numpy on the CPU (no kernel-launch overhead, exact enough); the only
   other ``d``-sized work is the final weighted combination ``w @ X``. No ``n x n x d``
@@ -19,9 +20,10 @@ gives them zero weight in combinations (their entries are never multiplied, so n
 cannot leak through ``0 * nan``). Coordinate-wise sorts place nan after ``+inf``
 (numpy and torch agree), i.e. a nan coordinate counts as the largest value.
 
-Precision note: distances from a float32 Gram matrix lose relative accuracy when
-``||x_i - x_j||^2`` is tiny compared with ``||x_i||^2 + ||x_j||^2`` (cancellation);
-the error is about ``1e-6 (||x_i||^2 + ||x_j||^2)``, the price of the fast kernel.
+Precision: distances are exact at every scale to about ``u (||x_i - r||^2 +
+||x_j - r||^2)`` with r a central row (u: unit roundoff of the input dtype), i.e.
+relative to the rows' spread, not their norm (see :func:`pairwise`; measured by
+``scripts/check_close_rows.py``, documented in docs/RULES.md).
 """
 
 from __future__ import annotations
