@@ -141,12 +141,14 @@ def _probe(x: Tensor) -> tuple[bool, int]:
 
     Raw distances have a relative error of about ``u * ||x||^2 / D``; the rows are
     centered when that exceeds float32's own rounding ``2^-24``, with ``||x||^2`` the
-    median squared row norm and ``D`` the median over rows of each row's median squared
-    distance to the others (a scale that honest rows set while f < n/2). For float32
-    that means: center when the rows are closer to each other than to the origin; for
-    float64, when they are 5e8 times closer. ``ref`` minimizes that per-row median
-    distance (a medoid: a Byzantine row can be the reference only by sitting within
-    the honest rows on the probe's columns).
+    median squared row norm and ``D`` the median over rows of each row's squared
+    distance to its nearest other row (the finest structure a selection must resolve,
+    e.g. within a tight cluster; Byzantine duplicates can only push towards centering,
+    which is always exact). For float32 that means: center when rows are closer to
+    their nearest neighbour than to the origin; for float64, when 5e8 times closer.
+    ``ref`` minimizes each row's median squared distance to the others (a medoid: a
+    Byzantine row can be the reference only by sitting within the honest rows on the
+    probe's columns).
     """
     n, d = x.shape
     k = min(d, _PROBE_COLS)
@@ -163,10 +165,9 @@ def _probe(x: Tensor) -> tuple[bool, int]:
         d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * g, 0.0)
     d2 = np.nan_to_num(d2, nan=INF, posinf=INF)
     np.fill_diagonal(d2, np.nan)
-    row_med = np.nanmedian(d2, axis=1)
-    ref = int(fin[np.argmin(row_med)])
+    ref = int(fin[np.argmin(np.nanmedian(d2, axis=1))])
     with np.errstate(over="ignore", invalid="ignore"):
-        scale = float(np.median(row_med))
+        scale = float(np.median(np.nanmin(d2, axis=1)))
         norm2 = float(np.median((s * s).sum(axis=1)))
     center = not (norm2 * _unit_roundoff(x) <= 2.0**-24 * scale)
     return center, ref
