@@ -252,7 +252,9 @@ def pairwise(x: Tensor) -> Pairwise:
     3. a centered result is checked: if r's median distance to the rows exceeds 4 times
        the smallest one (r was central only on the probe's columns), the Gram is redone
        around the row that is central in full dimension; if more than half the rows
-       came back non-finite (r itself overflows against them), the raw Gram is used.
+       came back non-finite (r is non-finite off the probe's columns, or overflows
+       against them), the reference is re-chosen from the raw Gram matrix (which is
+       kept if centering still loses rows).
 
     Error: about ``u (||x_i - r||^2 + ||x_j - r||^2)`` on ``D_ij`` (u: the input's unit
     roundoff), i.e. relative to the rows' spread, not their norm. Everything after the
@@ -265,10 +267,15 @@ def pairwise(x: Tensor) -> Pairwise:
     d2 = sqdist_from_gram(g, bad)
     if ref >= 0:
         n = x.shape[0]
-        if int(bad.sum()) > n // 2:
+        if int(bad.sum()) > n // 2:  # r is non-finite off the probe, or overflows
             g_raw, bad_raw = centered_gram(x, -1)
             if bad_raw.sum() < bad.sum():
-                return Pairwise(sqdist_from_gram(g_raw, bad_raw), g_raw, bad_raw, -1)
+                d2_raw = sqdist_from_gram(g_raw, bad_raw)
+                ref = int(np.argmin(_row_medians(d2_raw, bad_raw)))
+                g, bad = centered_gram(x, ref)
+                if bad.sum() > bad_raw.sum():
+                    return Pairwise(d2_raw, g_raw, bad_raw, -1)
+                d2 = sqdist_from_gram(g, bad)
         med = _row_medians(d2, bad)
         best = int(np.argmin(med))
         if np.isfinite(med[best]) and not med[ref] <= 4.0 * med[best]:

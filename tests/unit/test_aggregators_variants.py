@@ -63,6 +63,24 @@ def test_pairwise_recenters_when_the_probe_medoid_is_far_off_the_probe():
     np.testing.assert_allclose(pw.d2[1:, 1:], exact[1:, 1:].numpy(), rtol=1e-4)
 
 
+def test_pairwise_reference_row_non_finite_off_the_probe():
+    # Row 0 is the probe's medoid (the mean of the rows on the probe's columns) but nan
+    # elsewhere: centering on it would make every row nan; pairwise re-chooses.
+    g = torch.Generator().manual_seed(2)
+    n, d = 9, 4096
+    x = 50.0 + 1e-3 * torch.randn(n, d, generator=g, dtype=torch.float32)
+    x[0] = x[1:].mean(0)
+    cols = torch.arange(_ops._PROBE_COLS) * d // _ops._PROBE_COLS
+    off = torch.ones(d, dtype=torch.bool)
+    off[cols] = False
+    x[0, off] = math.nan
+    pw = _ops.pairwise(x)
+    assert pw.bad.tolist() == [True] + [False] * (n - 1) and pw.ref > 0
+    exact = torch.cdist(x[1:].double(), x[1:].double(),
+                        compute_mode="donot_use_mm_for_euclid_dist") ** 2
+    np.testing.assert_allclose(pw.d2[1:, 1:], exact.numpy(), rtol=1e-4)
+
+
 def test_sqdist_to_hand_values_and_bad_rows():
     x = T([[3.0, 4.0], [1.0, 1.0], [math.nan, 0.0]])
     d2, bad = _ops.sqdist_to(x, T([0.0, 1.0]))
