@@ -197,7 +197,7 @@ def test_close_rows_match_float64_brute_force(s, bad):
     from byzbench.aggregators.multikrum import MultiKrum
     from byzbench.preaggregators.nnm import NNM
 
-    for seed in range(3):
+    for seed in range(2):
         x = close_rows(s, seed, bad=bad)
         ex = exact_d2(x)
         k = N - F - 2
@@ -261,7 +261,7 @@ def test_nnm_then_krum_matches_brute_force(bad):
     from byzbench.preaggregators.nnm import NNM
 
     n, f = 20, 4
-    for seed in range(4):
+    for seed in range(2):
         x = close_rows(0.01, seed, n=n, d=10_000, norm=1.0, bad=bad)
         pipe = Pipeline([NNM(n, f)], Krum(n, f))
         pipe(x)
