@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import ConfigError, require
+from byzbench import require
 from byzbench.aggregators import _ops
 
 PIVOTS = ("previous", "honest")
@@ -29,7 +29,9 @@ class MoNNA:
       loop after its row permutation; oracle knowledge a real server lacks). For
       parity with ByzFL, whose benchmark stacks honest rows first so its index 0 is
       always honest. Needs row identities: refused after a pre-aggregator that changes
-      the row count (bucketing).
+      the row count (bucketing). Row 0 until the run names a row (an attacker's query
+      in round 0 runs before the permutation is drawn; later queries see the previous
+      round's index).
     * an int: that row index (ByzFL's definition taken literally; after byzbench's
       seeded row permutation it is a uniformly random worker, Byzantine in f/n of the
       rounds).
@@ -81,10 +83,9 @@ class MoNNA:
             dist, bad = _ops.sqdist_to(x, v)
         else:
             if self.pivot == "honest":
-                if self.honest_row is None:
-                    raise ConfigError("agg.pivot=honest: the run did not name an honest row "
-                                      "(needs the training loop, without bucketing before it)")
-                i = int(self.honest_row)
+                # Row 0 until the run names one (e.g. an attacker's Pipeline.query in
+                # round 0, which runs before the loop's permutation is drawn).
+                i = 0 if self.honest_row is None else int(self.honest_row)
             else:
                 i = int(self.pivot)
             dist, bad = _ops.sqdist_to(x, x[i])
