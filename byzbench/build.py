@@ -123,6 +123,8 @@ def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
         rows = int(getattr(p, "n_out", rows))
         preaggs.append(p)
     rule = instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator)
+    require(not (getattr(rule, "needs_honest_row", False) and rows != n), "agg.pivot", "honest",
+            "a row of the workers' order: not after a pre-aggregator that changes the row count")
     return Pipeline(preaggs, rule)
 
 

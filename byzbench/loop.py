@@ -153,9 +153,12 @@ def train(exp: Experiment) -> Result:
             raise RuntimeError(
                 f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
+        exp.pipeline.tell_honest_row(int(torch.argmin(perm)))  # oracle, if a rule asks
         ta = time.perf_counter()
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
+        for k, v in exp.pipeline.stats().items():  # e.g. cclip_clipped
+            log.add(t + 1, "train", k, v)
         hmean = honest.mean(0)
         log.add(t + 1, "train", "loss", losses[:n_h].mean())
         log.add(t + 1, "train", "agg_error", torch.linalg.vector_norm(u - hmean))

@@ -13,6 +13,14 @@ Optional attributes a stage may set after each call (read by the run for metrics
 * ``last_mixing: Tensor[n_out, n_in] | None`` (pre-aggregators) - output rows as
   linear combinations of input rows (bucketing, NNM); ``None`` means row-preserving
   (row i out comes from row i in, e.g. clipping).
+* ``last_stats: dict[str, float]`` (any stage) - per-call diagnostics the run logs as
+  ``train`` metrics under these names (e.g. cclip's ``cclip_clipped``, the fraction of
+  rows it clipped); names carry the stage's name so stages cannot collide.
+
+Oracle input: a rule with ``needs_honest_row`` true (MoNNA's ``pivot: honest``) reads
+``honest_row``, the index of one honest row of its input, which the run sets through
+:meth:`Pipeline.tell_honest_row` before each aggregation (knowledge a real server lacks;
+documented as such where it is used).
 
 State: stateful stages (e.g. centered clipping's center) keep state as attributes and
 *reassign* them rather than mutating tensors in place, so ``Pipeline.query`` can
@@ -107,6 +115,20 @@ class Pipeline:
         ``frozen``; None = the server's randomness)."""
         with self.frozen(seed):
             return self(x)
+
+    def stats(self) -> dict[str, float]:
+        """Every stage's ``last_stats`` of the last call, merged."""
+        out: dict[str, float] = {}
+        for s in self.stages:
+            out.update(getattr(s, "last_stats", None) or {})
+        return out
+
+    def tell_honest_row(self, row: int) -> None:
+        """Name one honest row of the pipeline's input to rules that need it (oracle
+        knowledge, see the module docstring). Row identities survive only
+        row-preserving pre-aggregators; ``build_pipeline`` refuses the others."""
+        if getattr(self.rule, "needs_honest_row", False):
+            self.rule.honest_row = int(row)
 
     def row_weights(self, n: int) -> Tensor | None:
         """Weight each of the ``n`` pipeline-input rows received in the last output, by
