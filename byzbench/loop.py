@@ -142,6 +142,9 @@ def train(exp: Experiment) -> Result:
         qs = 0 if exp.query_gen is None else int(
             torch.randint(0, 2**62, (1,), generator=exp.query_gen))
         byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw
+        # Oracle for rules that ask (MoNNA pivot=honest), told before the attack so that
+        # its queries see this round's honest position.
+        exp.pipeline.tell_honest_row(int(torch.argmin(perm)))
         ctx = RoundContext(t=t, n=spec.n, f=f, f_declared=spec.f_declared,
                            pipeline=exp.pipeline, prev_aggregate=prev_u,
                            byz_grads=byz_rows[n_h:] if rows > n_h else None,
@@ -153,7 +156,6 @@ def train(exp: Experiment) -> Result:
             raise RuntimeError(
                 f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
-        exp.pipeline.tell_honest_row(int(torch.argmin(perm)))  # oracle, if a rule asks
         ta = time.perf_counter()
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
