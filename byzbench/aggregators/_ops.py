@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import ConfigError
+from byzbench import ConfigError, host
 
 INF = math.inf
 
@@ -100,7 +100,7 @@ def gram(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(G [n, n], bad [n])``; ``G``'s rows/columns of bad rows are zeroed so no
     nan leaks into later ``n x n`` algebra (callers use ``bad`` to exclude them).
     """
-    g = (x @ x.T).detach().to("cpu", torch.float64).numpy()
+    g = host.to_host(x @ x.T, torch.float64).numpy()
     g = 0.5 * (g + g.T)  # BLAS may round G_ij and G_ji differently
     bad = ~np.isfinite(np.diagonal(g))
     if bad.any():
@@ -125,8 +125,8 @@ def sqdist_from_gram(g: np.ndarray, bad: np.ndarray) -> np.ndarray:
 
 
 def to_np(t: Tensor) -> np.ndarray:
-    """A small tensor as float64 numpy on the CPU."""
-    return t.detach().to("cpu", torch.float64).numpy()
+    """A small tensor as float64 numpy on the CPU (through the counted host door)."""
+    return host.to_host(t, torch.float64).numpy()
 
 
 def sq_norms(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +211,8 @@ def sample_columns(d: int, k: int, generator: torch.Generator, device: torch.dev
     """
     if k >= d:
         return torch.arange(d, device=device)
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    seed = int(host.to_host(torch.randint(0, 2**62, (1,), generator=generator,
+                                          device=generator.device)).tolist()[0])
     idx = np.sort(np.random.default_rng(seed).choice(d, size=k, replace=False))
     return torch.as_tensor(idx, device=device)
 
@@ -228,7 +229,7 @@ def all_finite(t: Tensor) -> bool:
     """Whether every entry of ``t`` is finite (numpy on CPU, see :func:`gather_cols`)."""
     if t.device.type == "cpu":
         return bool(np.isfinite(t.detach().numpy()).all())
-    return bool(torch.isfinite(t).all())
+    return bool(host.to_host(torch.isfinite(t).all()))
 
 
 def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:
