@@ -134,8 +134,7 @@ def train(exp: Experiment) -> Result:
         if exp.worker_momentum > 0:
             # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
             b = exp.worker_momentum
-            # In place: no fresh [rows, d] buffers per round.
-            momentum = G.mul_(1 - b) if momentum is None else momentum.mul_(b).add_(G, alpha=1 - b)
+            momentum = (1 - b) * G if momentum is None else b * momentum + (1 - b) * G
             G = momentum
         honest = G[:n_h]
         lap("momentum")

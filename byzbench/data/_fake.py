@@ -22,19 +22,18 @@ def write_idx(path: pathlib.Path, arr: Tensor) -> None:
 
 
 def fake_mnist_arrays(n: int, generator: torch.Generator,
-                      learnable: bool = False) -> tuple[Tensor, Tensor]:
+                      prototypes: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(images uint8 [n, 28, 28], labels [n])`` with labels ``arange(n) % 10``.
 
-    ``learnable``: each class gets a fixed random prototype and an image is
-    ``(prototype + uniform noise) / 2`` (a model can learn it, so accuracy curves mean
-    something); otherwise pixels are uniform noise.
+    ``prototypes [10, 28, 28]`` (uint8): an image is ``(prototype of its class + uniform
+    noise) / 2``, so a model can learn the task and accuracy curves mean something;
+    None: pixels are uniform noise.
     """
     y = torch.arange(n) % 10
     noise = torch.randint(0, 256, (n, 28, 28), generator=generator, dtype=torch.uint8)
-    if not learnable:
+    if prototypes is None:
         return noise, y
-    proto = torch.randint(0, 256, (10, 28, 28), generator=generator, dtype=torch.uint8)
-    x = (proto[y].to(torch.int16) + noise.to(torch.int16)) // 2
+    x = (prototypes[y].to(torch.int16) + noise.to(torch.int16)) // 2
     return x.to(torch.uint8), y
 
 
@@ -43,14 +42,19 @@ def write_fake_mnist(root: str | pathlib.Path, folder: str = "MNIST", n_train: i
                      learnable: bool = False) -> dict[str, tuple[Tensor, Tensor]]:
     """Write ``<root>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``.
 
-    Returns ``{"train": (x, y), "t10k": (x, y)}`` (the arrays written).
+    ``learnable``: images from class prototypes shared by both splits (see
+    :func:`fake_mnist_arrays`); else uniform noise. Returns ``{"train": (x, y), "t10k":
+    (x, y)}`` (the arrays written).
     """
     raw = pathlib.Path(root) / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
+    # One set of class prototypes for both splits (drawn from its own stream).
+    proto = torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(seed + 1)) if learnable else None
     out = {}
     for split, n in (("train", n_train), ("t10k", n_test)):
-        x, y = fake_mnist_arrays(n, g, learnable)
+        x, y = fake_mnist_arrays(n, g, proto)
         write_idx(raw / f"{split}-images-idx3-ubyte", x)
         write_idx(raw / f"{split}-labels-idx1-ubyte", y)
         out[split] = (x, y)
