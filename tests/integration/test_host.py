@@ -5,8 +5,9 @@ logged scalars only at flushes).
 On the CPU nothing is really copied, so implicit transfers are trapped instead:
 ``.item()``, ``.tolist()``, ``float(t)``, ``int(t)``, ``bool(t)``, ``.cpu()`` and
 ``.to("cpu")`` (written as a string) on any tensor count as stray unless they act on
-what ``to_host`` returned. On CUDA the same trap runs, and every other synchronizing operation outside
-``to_host`` (``torch.cuda.set_sync_debug_mode("warn")``: blocking host-to-device
+what ``to_host`` returned. On CUDA the same trap runs, and every other synchronizing
+operation outside ``to_host`` (``torch.cuda.set_sync_debug_mode("warn")``: blocking
+host-to-device
 copies of the rules' ``n x n`` weights, ``nonzero``...) is reported as one warning
 naming where each happened (pytest's warnings summary), not failed: the issue bounds
 device-to-host copies, and host-to-device ones are allowed.
