@@ -279,6 +279,15 @@ def columnwise(fn: Callable[[Array], Array], x: Tensor) -> Tensor:
     return torch.from_numpy(out)
 
 
+def columnwise_batch(fn: Callable[[Array], Array], xs: Tensor) -> Tensor:
+    """:func:`columnwise` over ``k`` stacked problems in one call: ``xs [k, n, d] ->
+    [k, ...]``. Columns are independent, so the ``k`` problems become the ``k * d``
+    columns of one ``[n, k * d]`` matrix (one copy of ``xs``)."""
+    k, n, d = xs.shape
+    out = columnwise(fn, xs.transpose(0, 1).reshape(n, k * d))
+    return out.reshape(*out.shape[:-1], k, d).movedim(-2, 0)
+
+
 def take_rows(a: Array, rows: np.ndarray) -> Array:
     """Rows ``rows`` of a numpy block or tensor."""
     if isinstance(a, np.ndarray):

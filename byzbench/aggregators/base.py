@@ -14,6 +14,12 @@ Optional attributes a stage may set after each call (read by the run for metrics
   linear combinations of input rows (bucketing, NNM); ``None`` means row-preserving
   (row i out comes from row i in, e.g. clipping).
 
+Optional batched call (adaptive attacks evaluate many candidates per round through
+``Pipeline.query_batch``): ``batch(xs: Tensor[k, n, d]) -> Tensor[k, d]`` (rules) or
+``Tensor[k, n_out, d]`` (pre-aggregators), equal to stacking ``stage(xs[i])`` each from
+the same state and the same random draws. A stage without it still works: the
+pipeline then loops over the ``k`` inputs (contributors are not forced to batch).
+
 State: stateful stages (e.g. centered clipping's center) keep state as attributes and
 *reassign* them rather than mutating tensors in place, so ``Pipeline.query`` can
 evaluate the pipeline without side effects by restoring attributes afterwards.
@@ -90,6 +96,22 @@ class Pipeline:
         """Aggregate ``x`` without changing any stage's state."""
         with self.frozen():
             return self(x)
+
+    def supports_batch(self) -> bool:
+        """Whether every stage has a batched call ``batch(xs [k, n, d])``."""
+        return all(callable(getattr(s, "batch", None)) for s in self.stages)
+
+    def query_batch(self, xs: Tensor) -> Tensor:
+        """``query`` of each ``xs[i]`` (``xs [k, n, d] -> [k, d]``), every one from the
+        same state and random draws, in one batched call when every stage supports it
+        (``stage.batch``: ``[k, n, d] -> [k, d]`` for rules, ``[k, n_out, d]`` for
+        pre-aggregators), else a loop of queries."""
+        if not self.supports_batch():
+            return torch.stack([self.query(x) for x in xs])
+        with self.frozen():
+            for p in self.preaggs:
+                xs = p.batch(xs)
+            return self.rule.batch(xs)
 
     def row_weights(self, n: int) -> Tensor | None:
         """Weight each of the ``n`` pipeline-input rows received in the last output, by
