@@ -43,6 +43,7 @@ class Experiment:
     sampling_gen: torch.Generator
     attack_gen: torch.Generator
     rounds: int
+    query_gen: torch.Generator | None = None  # attacker's own randomness for queries
     eval_every: int = 10
     eval_train: bool = True
     worker_momentum: float = 0.0
@@ -131,6 +132,7 @@ def train(exp: Experiment) -> Result:
         lap("batch")
         G, losses = grad_fn(theta, X, Y)
         lap("gradients")
+        G_raw = G  # Byzantine rows without momentum (attack.byz_momentum = false)
         if exp.worker_momentum > 0:
             # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
             b = exp.worker_momentum
@@ -144,20 +146,34 @@ def train(exp: Experiment) -> Result:
                                                 gbar.square().sum()]), torch.float64).tolist()
             extra["grad_var_round0"] = var
             extra["grad_rel_var_round0"] = var / max(sq, 1e-30)
+        # The server's row permutation (own stream) is drawn first so that the strongest
+        # attacker (server_randomness) can query in the server's row order.
+        perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
+        qs = 0 if exp.query_gen is None else host.host_int(
+            torch.randint(0, 2**62, (1,), generator=exp.query_gen))
+        byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw
+        # Oracle for rules that ask (MoNNA pivot=honest), told before the attack so that
+        # its queries see this round's honest position (a transfer only for those).
+        if getattr(exp.pipeline.rule, "needs_honest_row", False):
+            exp.pipeline.tell_honest_row(int(host.to_host(torch.argmin(perm)).item()))
         ctx = RoundContext(t=t, n=spec.n, f=f, f_declared=spec.f_declared,
                            pipeline=exp.pipeline, prev_aggregate=prev_u,
-                           byz_grads=G[n_h:] if rows > n_h else None, generator=exp.attack_gen)
+                           byz_grads=byz_rows[n_h:] if rows > n_h else None,
+                           generator=exp.attack_gen, perm=perm, query_seed=qs,
+                           server_randomness=bool(getattr(exp.attack, "server_randomness",
+                                                          False)))
         byz = exp.attack(honest, ctx) if f > 0 else honest.new_zeros((0, honest.shape[1]))
         if byz.shape != (f, honest.shape[1]):
             raise RuntimeError(
                 f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
         lap("attack")
-        perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
         ta = time.perf_counter()
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
         lap("aggregation")
+        for k, v in exp.pipeline.stats().items():  # e.g. cclip_clipped
+            log.add(t + 1, "train", k, v)
         hmean = honest.mean(0)
         log.add(t + 1, "train", "loss", losses[:n_h].mean())
         log.add(t + 1, "train", "agg_error", torch.linalg.vector_norm(u - hmean))
