@@ -25,3 +25,12 @@ def to_host(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     calls += 1
     t = t.detach()
     return t.to("cpu", dtype) if dtype is not None else t.to("cpu")
+
+
+def host_int(t: Tensor) -> int:
+    """A Python int from a one-element tensor that already lives on the host (e.g. a
+    draw from a CPU generator): no transfer, so not counted; a device tensor is an
+    error (use :func:`to_host`)."""
+    if t.device.type != "cpu":
+        raise ValueError(f"host_int got a tensor on {t.device}: use host.to_host")
+    return int(t.reshape(()).item())

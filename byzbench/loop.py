@@ -136,7 +136,9 @@ def train(exp: Experiment) -> Result:
         if exp.worker_momentum > 0:
             # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
             b = exp.worker_momentum
-            momentum = (1 - b) * G if momentum is None else b * momentum + (1 - b) * G
+            # In place after round 0: no fresh [rows, d] buffers per round (G itself
+            # stays as computed: G_raw may still be read).
+            momentum = (1 - b) * G if momentum is None else momentum.mul_(b).add_(G, alpha=1 - b)
             G = momentum
         honest = G[:n_h]
         lap("momentum")

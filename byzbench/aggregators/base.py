@@ -126,14 +126,14 @@ class Pipeline:
         """Whether every stage has a batched call ``batch(xs [k, n, d])``."""
         return all(callable(getattr(s, "batch", None)) for s in self.stages)
 
-    def query_batch(self, xs: Tensor) -> Tensor:
-        """``query`` of each ``xs[i]`` (``xs [k, n, d] -> [k, d]``), every one from the
-        same state and random draws, in one batched call when every stage supports it
-        (``stage.batch``: ``[k, n, d] -> [k, d]`` for rules, ``[k, n_out, d]`` for
-        pre-aggregators), else a loop of queries."""
+    def query_batch(self, xs: Tensor, seed: int | None = None) -> Tensor:
+        """``query(xs[i], seed)`` of each ``xs[i]`` (``xs [k, n, d] -> [k, d]``), every
+        one from the same state and random draws, in one batched call when every stage
+        supports it (``stage.batch``: ``[k, n, d] -> [k, d]`` for rules, ``[k, n_out,
+        d]`` for pre-aggregators), else a loop of queries."""
         if not self.supports_batch():
-            return torch.stack([self.query(x) for x in xs])
-        with self.frozen():
+            return torch.stack([self.query(x, seed) for x in xs])
+        with self.frozen(seed):
             for p in self.preaggs:
                 xs = p.batch(xs)
             return self.rule.batch(xs)

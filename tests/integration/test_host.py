@@ -75,13 +75,22 @@ def trapped_transfers(stray: list[str]):
             return fn(self, *args, **kwargs)
         return wrapper
 
-    host.to_host = to_host
+    real_host_int = host.host_int
+
+    def host_int(t):
+        state["inside"] = True
+        try:
+            return real_host_int(t)
+        finally:
+            state["inside"] = False
+
+    host.to_host, host.host_int = to_host, host_int
     for name, fn in originals.items():
         setattr(torch.Tensor, name, trap(name, fn))
     try:
         yield
     finally:
-        host.to_host = real_to_host
+        host.to_host, host.host_int = real_to_host, real_host_int
         for name, fn in originals.items():
             setattr(torch.Tensor, name, fn)
 
