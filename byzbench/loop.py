@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from byzbench import host
 from byzbench.aggregators.base import Pipeline
 from byzbench.algorithms import Workers
 from byzbench.attacks.base import RoundContext
@@ -56,6 +57,8 @@ class Experiment:
     log: MetricsLog = field(default_factory=MetricsLog)
     workers: Workers | None = None  # built from ``algorithm=`` (None: DSGD, vmap path)
     participation: Participation | None = None  # None: every client, every round
+    # lap(part): charge the time since the previous lap to ``part`` (scripts/profile_round.py).
+    lap: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -88,20 +91,25 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
     return res
 
 
-def _finite(x: Tensor) -> bool:
-    return bool(torch.isfinite(x).all())
+def _no_lap(part: str) -> None:
+    pass
 
 
-def _draw(exp: Experiment, ids: Tensor, n_h: int, transform: Callable | None):
+def _draw(exp: Experiment, ids: Tensor, n_h: int, transform: Callable | None,
+          lap: Callable[[str], None] = _no_lap):
     """``draw()`` for one round: the next minibatch ``(X [m, B, ...], Y [m, B])`` of
-    clients ``ids`` (honest first), Byzantine rows' labels through ``transform``."""
+    clients ``ids`` (honest first), Byzantine rows' labels through ``transform``. Laps:
+    the work since the previous draw (a local step) is ``gradients``."""
     data = exp.data
 
     def draw() -> tuple[Tensor, Tensor]:
+        lap("gradients")
         idx = exp.sampler.sample(ids)
+        lap("sampling")
         X, Y = data.prepare(data.x_train[idx]), data.y_train[idx]
         if transform is not None and len(ids) > n_h:
             Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
+        lap("batch")
         return X, Y
 
     return draw
@@ -123,6 +131,7 @@ def train(exp: Experiment) -> Result:
     prev_u: Tensor | None = None
     status, t_done = "ok", 0
     extra: dict[str, float] = {}
+    lap = exp.lap or _no_lap
 
     def do_eval(t: int) -> None:
         for split in ("test", "train") if exp.eval_train else ("test",):
@@ -141,10 +150,13 @@ def train(exp: Experiment) -> Result:
     do_eval(0)
     for t in range(exp.rounds):
         t0 = time.perf_counter()
+        lap("other")
         rnd = participation.sample()
         n_h, f, m = rnd.n_honest, rnd.n_byz, len(rnd.ids)
         ids = rnd.ids if (local and f > 0) else rnd.ids[:n_h]
-        G, losses = workers(theta, _draw(exp, ids, n_h, transform))
+        lap("sampling")
+        G, losses = workers(theta, _draw(exp, ids, n_h, transform, lap))
+        lap("gradients")
         G_raw = G  # Byzantine rows without momentum (attack.byz_momentum = false)
         if exp.worker_momentum > 0:
             # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i,
@@ -152,23 +164,31 @@ def train(exp: Experiment) -> Result:
             b = exp.worker_momentum
             if momentum is None:
                 momentum = G.new_zeros(spec.n, G.shape[1])
-            G = b * momentum[ids] + (1 - b) * G
-            momentum[ids] = G
+            # In place (no fresh [rows, d] buffers; G itself stays as computed: G_raw may
+            # still be read). Full participation: the computing clients are rows 0..rows-1.
+            rows = momentum[: len(ids)] if participation.full else momentum[ids]
+            rows.mul_(b).add_(G, alpha=1 - b)
+            if not participation.full:
+                momentum[ids] = rows
+            G = rows
         honest = G[:n_h]
+        lap("momentum")
         if t == 0:
             gbar = honest.mean(0)
-            extra["grad_var_round0"] = float(((honest - gbar) ** 2).sum(1).mean())
-            extra["grad_rel_var_round0"] = extra["grad_var_round0"] / max(
-                float(gbar.square().sum()), 1e-30)
+            var, sq = host.to_host(torch.stack([((honest - gbar) ** 2).sum(1).mean(),
+                                                gbar.square().sum()]), torch.float64).tolist()
+            extra["grad_var_round0"] = var
+            extra["grad_rel_var_round0"] = var / max(sq, 1e-30)
         # The server's row permutation (own stream) is drawn first so that the strongest
         # attacker (server_randomness) can query in the server's row order.
         perm = torch.randperm(m, generator=exp.sampling_gen, device=honest.device)
-        qs = 0 if exp.query_gen is None else int(
+        qs = 0 if exp.query_gen is None else host.host_int(
             torch.randint(0, 2**62, (1,), generator=exp.query_gen))
         byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw
         # Oracle for rules that ask (MoNNA pivot=honest), told before the attack so that
-        # its queries see this round's honest position.
-        exp.pipeline.tell_honest_row(int(torch.argmin(perm)))
+        # its queries see this round's honest position (a transfer only for those).
+        if getattr(exp.pipeline.rule, "needs_honest_row", False):
+            exp.pipeline.tell_honest_row(int(host.to_host(torch.argmin(perm)).item()))
         ctx = RoundContext(t=t, n=m, f=f, f_declared=spec.f_declared_round,
                            pipeline=exp.pipeline, prev_aggregate=prev_u,
                            byz_grads=byz_rows[n_h:] if len(ids) > n_h else None,
@@ -179,10 +199,12 @@ def train(exp: Experiment) -> Result:
         if byz.shape != (f, honest.shape[1]):
             raise RuntimeError(
                 f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
+        lap("attack")
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
         ta = time.perf_counter()
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
+        lap("aggregation")
         for k, v in exp.pipeline.stats().items():  # e.g. cclip_clipped
             log.add(t + 1, "train", k, v)
         hmean = honest.mean(0)
@@ -194,23 +216,31 @@ def train(exp: Experiment) -> Result:
             log.add(t + 1, "train", "clients_byz", f)
         w = exp.pipeline.row_weights(m)
         if w is not None and f > 0:
-            log.add(t + 1, "train", "byz_weight", w[perm >= n_h].sum() / w.sum().clamp_min(1e-30))
+            byz_w = torch.where(perm >= n_h, w, torch.zeros_like(w)).sum()  # no mask (sync)
+            log.add(t + 1, "train", "byz_weight", byz_w / w.sum().clamp_min(1e-30))
         # The server applies whatever the rule returned: a non-finite aggregate
         # poisons theta, the run is marked diverged and stops after a final eval.
+        lap("metrics")
         theta.grad = u.detach().to(theta.dtype).clone()
         exp.optimizer.step()
         if exp.scheduler is not None:
             exp.scheduler.step()
         prev_u = u.detach()
-        if not (_finite(u) and _finite(theta) and _finite(losses[:n_h])):
+        lap("step")
+        # One flag, one transfer per round (the device otherwise runs ahead of the host).
+        ok = (torch.isfinite(u).all() & torch.isfinite(theta).all()
+              & torch.isfinite(losses[:n_h]).all())
+        if not host.to_host(ok).item():
             status = "diverged"
         # Wall-clock rows get their own split: the only rows that differ between
         # two runs with the same seed.
         log.add(t + 1, "time", "aggregation", agg_time)
         log.add(t + 1, "time", "round", time.perf_counter() - t0)
         t_done = t + 1
+        lap("metrics")
         if status != "ok" or t_done % exp.eval_every == 0 or t_done == exp.rounds:
             do_eval(t_done)
+            lap("evaluation")
             if bar is not None:
                 log.flush()
                 bar.set_postfix(loss=f"{log.last('train', 'loss'):.4f}",
