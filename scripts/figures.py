@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from byzbench.figures import make_figures, runtime
 from byzbench.report import write_report
+from byzbench.report.figures import make_figures, runtime
 
 
 def main(argv: list[str] | None = None) -> int:

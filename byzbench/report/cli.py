@@ -1,0 +1,88 @@
+"""``byzbench-report``: write the store, the tables (and, on request, the reference
+comparison, the worst-case heatmaps and the hyperparameter selection) of a sweep."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from byzbench.report.labels import add_labels
+from byzbench.report.loading import _sweep_order, load_results, load_runs, tail_mean
+from byzbench.report.tables import default_metric, final_table, selection_rate, tables, worst_case
+
+
+def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
+                 metric: str | None = None, quiet: bool = False,
+                 tail: int = 0) -> dict[str, Path]:
+    """Read ``sweep_dir``, write the store and the tables into ``out_dir`` (default
+    ``sweep_dir/report``), print the tables unless ``quiet``; return the written paths.
+    ``tail > 0`` adds the final and worst-case tables of ``tail<R>_<metric>``, the mean
+    of the metric over the last ``tail`` rounds (``tail_mean``)."""
+    sweep_dir = Path(sweep_dir)
+    out = Path(out_dir) if out_dir is not None else sweep_dir / "report"
+    runs = load_runs(sweep_dir)
+    if runs.empty:
+        raise FileNotFoundError(f"no run dir (summary.json) below {sweep_dir}")
+    results = load_results(sweep_dir, runs)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    runs.to_csv(out / "runs.csv", index=False)
+    paths["runs"] = out / "runs.csv"
+    results.to_csv(out / "results.csv", index=False)
+    paths["results_csv"] = out / "results.csv"
+    try:
+        pq = results.copy()
+        for c in pq.columns:
+            if pq[c].dtype == object:
+                pq[c] = pq[c].astype("string")
+        pq.to_parquet(out / "results.parquet", index=False)
+        paths["results_parquet"] = out / "results.parquet"
+    except ImportError as e:  # pyarrow is in the [test] extra, not a core dependency
+        print(f"byzbench-report: results.parquet skipped ({e})", file=sys.stderr)
+    metric = metric or default_metric(runs)
+    order = _sweep_order(sweep_dir)
+    lab = add_labels(runs)
+    fin = final_table(lab, metric)
+    fin.to_csv(out / f"final_{metric}.csv", index=False)
+    worst_case(fin, metric).to_csv(out / f"worst_case_{metric}.csv", index=False)
+    selection_rate(results, lab).to_csv(out / "selection.csv", index=False)
+    texts = tables(runs, results, metric, order)
+    if tail > 0:
+        split, name = metric.split("_", 1)
+        tm = f"tail{tail}_{metric}"
+        runs_t = runs.assign(**{f"final_{tm}": runs["run"].map(
+            tail_mean(results, split, name, tail))})
+        fin_t = final_table(add_labels(runs_t), tm)
+        fin_t.to_csv(out / f"final_{tm}.csv", index=False)
+        worst_case(fin_t, tm).to_csv(out / f"worst_case_{tm}.csv", index=False)
+        texts.update({k: v for k, v in tables(runs_t, results, tm, order).items()
+                      if k.startswith(("final_", "worst_case_"))})
+    for stem, text in texts.items():
+        (out / f"{stem}.md").write_text(text)
+        paths[stem] = out / f"{stem}.md"
+        if not quiet:
+            print(text)
+    counts = runs["status"].value_counts().to_dict()
+    if not quiet:
+        print(f"{len(runs)} runs ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+              f"files in {out}")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script ``byzbench-report SWEEP_DIR [--out DIR] [--metric NAME]``."""
+    p = argparse.ArgumentParser(prog="byzbench-report", description=__doc__.split("\n")[0])
+    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
+    p.add_argument("--metric", default=None,
+                   help="final metric of the tables (default test_accuracy, else test_loss)")
+    p.add_argument("--tail", type=int, default=0, metavar="ROUNDS",
+                   help="also tabulate the metric's mean over the last ROUNDS rounds")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail)
+    except FileNotFoundError as e:
+        print(f"byzbench-report: error: {e}", file=sys.stderr)
+        sys.exit(2)
