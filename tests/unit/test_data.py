@@ -23,6 +23,7 @@ def gen(seed: int = 0) -> torch.Generator:
 
 def build_yaml(name: str, **override) -> Dataset:
     cfg = OmegaConf.to_container(OmegaConf.load(DATA_DIR / f"{name}.yaml"))
+    cfg.pop("val_frac")  # build.py's key (hold_out_validation), not the builder's
     cfg.update(override)
     return instantiate_component(cfg, "dataset", generator=gen())
 
