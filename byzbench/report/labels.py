@@ -5,6 +5,7 @@ alphabet)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -44,12 +45,14 @@ def varying(runs: pd.DataFrame) -> list[str]:
             if runs[c].astype(str).nunique(dropna=False) > 1]
 
 
-def add_labels(runs: pd.DataFrame) -> pd.DataFrame:
+def add_labels(runs: pd.DataFrame, exclude: Iterable[str] = ()) -> pd.DataFrame:
     """Add ``attack_label`` / ``rule_label`` (the option name plus any swept parameter
     of it, e.g. ``seesaw(period=1,groups=2)``) and ``group`` (the other swept axes,
-    e.g. ``solver=adam``; '' when there are none)."""
+    e.g. ``solver=adam``; '' when there are none). Axes in ``exclude`` (e.g. the
+    hyperparameters being selected, or a heatmap's axes) appear in no label."""
     runs = runs.copy()
-    axes = varying(runs)
+    exclude = set(exclude)
+    axes = [c for c in varying(runs) if c not in exclude]
 
     def label(base: str, prefixes: tuple[str, ...]) -> pd.Series:
         params = [c for c in axes if c.startswith(prefixes)]
@@ -64,16 +67,18 @@ def add_labels(runs: pd.DataFrame) -> pd.DataFrame:
 
     runs["attack_label"] = label("attack", ("attack.",))
     runs["rule_label"] = label("agg", ("agg.", "preagg."))
-    rest = group_axes(runs)
+    rest = group_axes(runs, exclude)
     runs["group"] = runs[rest].astype(str).apply(
         lambda r: " ".join(f"{c}={v}" for c, v in r.items()), axis=1) if rest else ""
     return runs
 
 
-def group_axes(runs: pd.DataFrame) -> list[str]:
-    """Swept axes other than the attack and the rule (and their parameters)."""
+def group_axes(runs: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]:
+    """Swept axes other than the attack and the rule (and their parameters), minus
+    ``exclude``."""
+    exclude = set(exclude)
     return [c for c in varying(runs) if c not in ("attack", "agg", "preagg")
-            and not c.startswith(("attack.", "agg.", "preagg."))]
+            and not c.startswith(("attack.", "agg.", "preagg.")) and c not in exclude]
 
 
 def _label_order(runs: pd.DataFrame, label: str, base: str, order: dict) -> list:
@@ -94,10 +99,11 @@ def _label_order(runs: pd.DataFrame, label: str, base: str, order: dict) -> list
     return [r[label] for _, r in sorted(firsts.iterrows(), key=lambda ir: key(ir[1]))]
 
 
-def group_order(runs: pd.DataFrame, order: dict[str, list[str]] | None = None) -> list[str]:
+def group_order(runs: pd.DataFrame, order: dict[str, list[str]] | None = None,
+                exclude: Iterable[str] = ()) -> list[str]:
     """The ``group`` labels of labelled ``runs``, sorted axis by axis in sweep order."""
     order = order or {}
-    axes = group_axes(runs)
+    axes = group_axes(runs, exclude)
     ranks = {c: _sorted_values(runs[c], order.get(c)) for c in axes}
     firsts = runs.drop_duplicates("group")
     keyed = [(tuple(ranks[c].index(r[c]) if r[c] in ranks[c] else -1 for c in axes), r["group"])

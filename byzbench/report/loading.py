@@ -5,6 +5,7 @@ row per run x round x metric (``load_results``). Reads only ``summary.json``,
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -106,6 +107,28 @@ def load_runs(sweep_dir: str | Path) -> pd.DataFrame:
         runs[k] = pd.to_numeric(runs[k], errors="coerce").astype("Int64")
     runs["seed"] = runs["seed"].astype(int)
     return runs
+
+
+@functools.lru_cache(maxsize=4096)
+def _run_config(path: Path) -> dict[str, Any]:
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def config_value(sweep_dir: str | Path, run: str, key: str) -> Any:
+    """The value of dotted ``key`` in a run's composed config (``.hydra/config.yaml``),
+    for keys a sweep fixes without overriding them (set by an experiment or a default);
+    None when absent. ``preagg`` gives the list of pre-aggregator option names."""
+    node: Any = _run_config(Path(sweep_dir) / run / ".hydra" / "config.yaml")
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if key == "preagg":
+        return list(node or {})
+    return node
 
 
 def load_results(sweep_dir: str | Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
