@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from byzbench.report.loading import ReportError
 from byzbench.report.tables import higher_is_better
 
 HOW = ("final", "best")
@@ -25,7 +26,7 @@ def cell_values(runs: pd.DataFrame, results: pd.DataFrame, keys: list[str], metr
     Returns one row per cell: ``keys``, ``value``, ``n_seeds``.
     """
     if how not in HOW:
-        raise ValueError(f"how={how!r} is invalid: one of {', '.join(HOW)}")
+        raise ReportError(f"how={how!r} is invalid: one of {', '.join(HOW)}")
     done = runs[runs["status"] != "failed"]
     cols = keys + ["value", "n_seeds"]
     if how == "final":

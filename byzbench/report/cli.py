@@ -11,7 +11,7 @@ import pandas as pd
 
 from byzbench.report.heatmaps import grid_figures, grid_markdown, worst_case_grid
 from byzbench.report.labels import add_labels
-from byzbench.report.loading import _sweep_order, load_results, load_runs, tail_mean
+from byzbench.report.loading import ReportError, _sweep_order, load_results, load_runs, tail_mean
 from byzbench.report.reference import compare, load_reference, reference_figure, reference_markdown
 from byzbench.report.select import select_hparams, selection_markdown
 from byzbench.report.tables import default_metric, final_table, selection_rate, tables, worst_case
@@ -151,6 +151,6 @@ def main(argv: list[str] | None = None) -> None:
         write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail, a.reference,
                      _keys(a.select), a.heatmaps, "best" if a.best else "final", a.heat_x,
                      _keys(a.heat_y))
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ReportError) as e:
         print(f"byzbench-report: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from byzbench.report.cells import cell_values, worst_over
 from byzbench.report.labels import _label_order, _sorted_values, add_labels, group_order, varying
+from byzbench.report.loading import ReportError
 from byzbench.report.tables import _fmt, markdown
 
 X_AXES = ("f", "byz_frac")
@@ -52,12 +53,12 @@ def worst_case_grid(runs: pd.DataFrame, results: pd.DataFrame, metric: str = "te
     (group, rule) that did not run some attack at a cell gets the worst value there.
     """
     if x not in X_AXES:
-        raise ValueError(f"--heat-x {x}: one of {', '.join(X_AXES)}")
+        raise ReportError(f"--heat-x {x}: one of {', '.join(X_AXES)}")
     order = order or {}
     y = heterogeneity_axes(runs) if y is None else y
     for c in y:
         if c not in runs:
-            raise ValueError(f"--heat-y {c}: not a column of this sweep")
+            raise ReportError(f"--heat-y {c}: not a column of this sweep")
     lab = add_labels(runs, exclude=[*y, "cluster.byz_frac", *exclude])
     lab["heterogeneity"] = _het_label(lab, y)
     keys = ["group", "rule_label", x, "heterogeneity"]
@@ -75,6 +76,7 @@ def worst_case_grid(runs: pd.DataFrame, results: pd.DataFrame, metric: str = "te
     grid.attrs["y_order"] = list(dict.fromkeys(het_rank["heterogeneity"]))
     grid.attrs["groups"] = group_order(lab, order, exclude=[*y, "cluster.byz_frac", *exclude])
     grid.attrs["rules"] = _label_order(lab, "rule_label", "agg", order)
+    grid.attrs["y_name"] = ",".join(y) or "partition"
     return grid
 
 
@@ -90,7 +92,7 @@ def grid_markdown(grid: pd.DataFrame, x: str = "f", metric: str = "test_accuracy
     """One table per (group, rule): rows = heterogeneity, columns = ``x``."""
     stat = "final" if how == "final" else "best over time"
     parts = [f"# Worst case over attacks of the {stat} {metric} (mean over seeds): rows = "
-             f"heterogeneity, columns = {x}\n"]
+             f"{grid.attrs['y_name']} (heterogeneity), columns = {x}\n"]
     for g in grid.attrs["groups"]:
         for rule in grid.attrs["rules"]:
             m = _matrix(grid, x, g, rule)
@@ -99,7 +101,7 @@ def grid_markdown(grid: pd.DataFrame, x: str = "f", metric: str = "test_accuracy
             m = m.apply(lambda col: col.map(lambda v: _fmt(v, float("nan"))))
             m.columns = [str(c) for c in m.columns]
             parts.append(f"## {rule}" + (f" ({g})" if g else "") + "\n")
-            parts.append(markdown(m, f"heterogeneity \\ {x}") + "\n")
+            parts.append(markdown(m, f"{grid.attrs['y_name']} \\ {x}") + "\n")
     return "\n".join(parts)
 
 
@@ -138,7 +140,7 @@ def grid_figures(grid: pd.DataFrame, stem: Path, x: str = "f",
                           else [], fontsize=8)
             ax.set_xlabel("f" if x == "f" else "f/n")
             ax.set_title(str(rule), fontsize=10)
-        axes[0, 0].set_ylabel("heterogeneity")
+        axes[0, 0].set_ylabel(grid.attrs["y_name"])
         stat = "final" if how == "final" else "best"
         fig.colorbar(im, ax=list(axes[0]), shrink=0.9, label=f"worst-case {stat} {metric}")
         if g:

@@ -22,6 +22,10 @@ CHOICE_KEYS = ("dataset", "model", "attack", "agg", "preagg", "solver", "schedul
                "partition", "experiment")
 
 
+class ReportError(ValueError):
+    """A bad report option or input (one line for the user, exit code 2)."""
+
+
 def _float(x: Any) -> float:
     """JSON values written by ``write_summary`` (non-finite floats are strings)."""
     try:

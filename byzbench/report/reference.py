@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from byzbench.report.labels import varying
-from byzbench.report.loading import _float, config_value, tail_mean
+from byzbench.report.loading import ReportError, _float, config_value, tail_mean
 from byzbench.report.tables import markdown
 
 VALUE_COLS = ("metric", "mean", "sd", "source")
@@ -41,7 +41,7 @@ def load_reference(path: str | Path) -> pd.DataFrame:
     ref = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in ("metric", "mean") if c not in ref.columns]
     if missing:
-        raise ValueError(f"--reference {path}: missing column(s) {', '.join(missing)} "
+        raise ReportError(f"--reference {path}: missing column(s) {', '.join(missing)} "
                          "(schema: key columns..., metric, mean, sd, source)")
     return ref
 
@@ -163,7 +163,8 @@ def _pm(m: float, s: float) -> str:
 
 def reference_figure(cmp: pd.DataFrame, stem: Path) -> list[Path]:
     """Per reference row: the published mean with its tolerance band (grey) and ours,
-    mean +- sd over seeds (blue; red when OUT)."""
+    mean +- sd over seeds (blue; red when OUT); one panel per metric. Keys shared by
+    every row (e.g. the experiment) are left out of the labels."""
     import matplotlib.pyplot as plt
 
     from byzbench.report.figures import save
@@ -171,22 +172,30 @@ def reference_figure(cmp: pd.DataFrame, stem: Path) -> list[Path]:
     d = cmp[cmp["flag"] != "not run"].reset_index(drop=True)
     if d.empty:
         return []
-    labels = [k + (f" [{g}]" if g else "") for k, g in zip(d["keys"], d["group"])]
-    fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.32 * len(d)))
-    y = np.arange(len(d))[::-1]
-    tol = d["tolerance"].fillna(0.0).to_numpy()
-    ax.barh(y, 2 * tol, left=d["published"] - tol, height=0.6, color="0.85",
-            label="published ± tolerance")
-    ax.plot(d["published"], y, "k|", ms=12, label="published mean")
-    colors = ["tab:red" if f == "OUT" else "tab:blue" for f in d["flag"]]
-    ax.errorbar(d["ours"], y, xerr=d["ours_sd"].fillna(0.0), fmt="none", ecolor=colors,
-                capsize=2, lw=1)
-    ax.scatter(d["ours"], y, c=colors, s=14, zorder=3, label="ours (mean ± sd)")
-    ax.set_yticks(y, labels, fontsize=7)
-    metrics = sorted(set(d["metric"]))
-    ax.set_xlabel(", ".join(metrics) + (" (%)" if any("accuracy" in m for m in metrics)
-                                        else ""))
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left", frameon=False)
+    parts = [k.split(", ") for k in d["keys"]]
+    common = set.intersection(*(set(p) for p in parts)) if len(d) > 1 else set()
+    d["label"] = [", ".join(x for x in p if x not in common) + (f" [{g}]" if g else "")
+                  for p, g in zip(parts, d["group"])]
+    metrics = list(dict.fromkeys(d["metric"]))
+    sizes = [int((d["metric"] == m).sum()) for m in metrics]
+    fig, axes = plt.subplots(len(metrics), 1, squeeze=False, height_ratios=sizes,
+                             figsize=(7.5, 1.0 + 0.32 * len(d) + 0.5 * len(metrics)))
+    for ax, m in zip(axes[:, 0], metrics):
+        e = d[d["metric"] == m]
+        y = np.arange(len(e))[::-1]
+        tol = e["tolerance"].fillna(0.0).to_numpy()
+        ax.barh(y, 2 * tol, left=e["published"] - tol, height=0.6, color="0.85",
+                label="published ± tolerance")
+        ax.plot(e["published"], y, "k|", ms=12, label="published mean")
+        colors = ["tab:red" if f == "OUT" else "tab:blue" for f in e["flag"]]
+        for yi, v, sd, c in zip(y, e["ours"], e["ours_sd"].fillna(0.0), colors):
+            ax.errorbar(v, yi, xerr=sd, fmt="none", ecolor=c, capsize=2, lw=1)
+        ax.scatter(e["ours"], y, c=colors, s=14, zorder=3, label="ours (mean ± sd)")
+        ax.set_yticks(y, e["label"], fontsize=7)
+        ax.set_xlabel(m + (" (%)" if "accuracy" in m else ""))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="best", frameon=False)
+    if common:
+        fig.suptitle(", ".join(sorted(common)), fontsize=9)
     fig.tight_layout()
     return save(fig, stem)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from byzbench.report.cells import cell_values, worst_over
 from byzbench.report.labels import _label_order, _sorted_values, add_labels, varying
+from byzbench.report.loading import ReportError
 from byzbench.report.tables import _fmt, higher_is_better, markdown
 
 
@@ -17,7 +18,7 @@ def _check_keys(runs: pd.DataFrame, keys: list[str]) -> None:
     axes = varying(runs)
     for k in keys:
         if k not in runs.columns:
-            raise ValueError(f"--select {k}: not a key of this sweep (swept keys: "
+            raise ReportError(f"--select {k}: not a key of this sweep (swept keys: "
                              f"{', '.join(axes) or 'none'})")
 
 
@@ -41,7 +42,7 @@ def select_hparams(runs: pd.DataFrame, results: pd.DataFrame, keys: list[str],
     _check_keys(runs, keys)
     order = order or {}
     if f"final_{val_metric}" not in runs or runs[f"final_{val_metric}"].isna().all():
-        raise ValueError(f"--select: the sweep logged no {val_metric}: run it with "
+        raise ReportError(f"--select: the sweep logged no {val_metric}: run it with "
                          "dataset.val_frac > 0 (a validation split held out of train)")
     lab = add_labels(runs, exclude=keys)
     gr = ["group", "rule_label"]

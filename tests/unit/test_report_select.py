@@ -120,3 +120,16 @@ def test_select_needs_a_validation_split(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         report.main([str(root), "--select", "solver.lr", "--quiet"])
     assert e.value.code == 2 and "dataset.val_frac" in capsys.readouterr().err
+
+
+def test_heatmaps_at_the_selected_values(sweep, tmp_path):
+    """--select with --heatmaps: each heatmap cell uses the selected hyperparameters, so
+    (one f, one partition here) it is the selection's worst-case test accuracy."""
+    out = tmp_path / "rep"
+    report.write_report(sweep, out, quiet=True, select=["solver.lr", "worker_momentum"],
+                        heatmaps=True)
+    import pandas as pd
+
+    grid = pd.read_csv(out / "heatmap_worst_test_accuracy.csv")
+    got = dict(zip(grid["rule"], grid["value"].round(9)))
+    assert got == {"mean": 0.50, "krum": 0.56}
