@@ -14,10 +14,19 @@ run dir below SWEEP_DIR (any folder holding a ``summary.json``) and writes, into
   highest mean loss) and its value;
 - ``selection.md/.csv``: Byzantine-selection rate per rule, the mean over rounds and
   seeds of the fraction of aggregation weight on Byzantine rows (``train/byz_weight``),
-  for rules that expose weights; ``f/n`` is what a rule blind to the attack would give.
+  for rules that expose weights; ``f/n`` is what a rule blind to the attack would give;
+- on request: ``reference_<name>.*`` (``--reference``, ours vs published,
+  ``reference``), ``hparams.*`` (``--select``, worst-case hyperparameter selection on
+  the validation split, ``select``), ``heatmap_worst_<metric>.*`` (``--heatmaps``, f x
+  heterogeneity of the worst case over attacks, ``heatmaps``).
+
+Modules: ``loading`` (run dirs -> frames), ``labels`` (sweep axes, labels, order),
+``tables`` (over-seed tables, markdown), ``cells`` (final / best-over-time cell values,
+worst case over attacks), ``select``, ``heatmaps``, ``reference``, ``figures`` (paper
+figures, ``scripts/figures.py``), ``cli``.
 
 No training code is imported: everything comes from ``summary.json``, ``metrics.csv``,
-``.hydra/overrides.yaml`` and the sweep's ``multirun.yaml``.
+``.hydra/overrides.yaml`` / ``.hydra/config.yaml`` and the sweep's ``multirun.yaml``.
 """
 
 from byzbench.report.cli import main, write_report
