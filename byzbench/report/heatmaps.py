@@ -47,7 +47,10 @@ def worst_case_grid(runs: pd.DataFrame, results: pd.DataFrame, metric: str = "te
         x: ``f`` (Byzantine workers) or ``byz_frac`` (f/n).
         y: heterogeneity columns (default ``heterogeneity_axes``).
         exclude: further swept keys that are no axis of the result (e.g. hyperparameters
-            already fixed by ``select_hparams``).
+            already fixed by ``select_hparams``). Swept ``cluster.*`` keys that ``x``
+            determines (``cluster.byz_frac``; ``cluster.n_workers`` when n grows with f,
+            as in ByzFL's fixed number of honest workers) are the x axis, not a group;
+            any other swept key makes one heatmap per value.
 
     Returns columns ``group, rule, x, heterogeneity, value, worst_attack, n_attacks``; a
     (group, rule) that did not run some attack at a cell gets the worst value there.
@@ -59,7 +62,11 @@ def worst_case_grid(runs: pd.DataFrame, results: pd.DataFrame, metric: str = "te
     for c in y:
         if c not in runs:
             raise ReportError(f"--heat-y {c}: not a column of this sweep")
-    lab = add_labels(runs, exclude=[*y, "cluster.byz_frac", *exclude])
+    # cluster keys that f (or f/n) determines are the x axis itself, not a group
+    xs = [c for c in varying(runs) if c.startswith("cluster.")
+          and runs.groupby(x)[c].nunique(dropna=False).max() <= 1]
+    exclude = [*y, *xs, *exclude]
+    lab = add_labels(runs, exclude=exclude)
     lab["heterogeneity"] = _het_label(lab, y)
     keys = ["group", "rule_label", x, "heterogeneity"]
     cells = cell_values(lab, results, keys + ["attack_label"], metric, how)
@@ -74,7 +81,7 @@ def worst_case_grid(runs: pd.DataFrame, results: pd.DataFrame, metric: str = "te
     het_rank = lab.sort_values(y, key=lambda s: s.map(
         {v: i for i, v in enumerate(_sorted_values(s, order.get(s.name)))})) if y else lab
     grid.attrs["y_order"] = list(dict.fromkeys(het_rank["heterogeneity"]))
-    grid.attrs["groups"] = group_order(lab, order, exclude=[*y, "cluster.byz_frac", *exclude])
+    grid.attrs["groups"] = group_order(lab, order, exclude=exclude)
     grid.attrs["rules"] = _label_order(lab, "rule_label", "agg", order)
     grid.attrs["y_name"] = ",".join(y) or "partition"
     return grid

@@ -10,6 +10,9 @@ a run's Hydra choice or override, or else the value in the run's ``.hydra/config
 (``[bucketing]`` = ``bucketing``; ``none`` = empty). An ``experiment`` key is ignored
 when no run of the sweep used an experiment.
 
+Metric: ``test_accuracy`` (our final value), ``tail<R>_test_accuracy`` (mean over the
+last R rounds) or ``best_test_accuracy`` (max over rounds), likewise for other metrics.
+
 Units: accuracies in the reference are in percent (as papers print them); ours are
 fractions and are multiplied by 100 here, so the table and the tolerance are in
 percentage points. Other metrics compare as they are.

@@ -101,3 +101,21 @@ def test_cli_heatmaps_write_table_and_figure(sweep, tmp_path):
     img = matplotlib.image.imread(png)
     assert img.shape[0] > 100 and np.ptp(img[..., :3]) > 0
     assert (out / "heatmap_worst_test_accuracy_best.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_n_growing_with_f_is_the_x_axis(tmp_path):
+    """ByzFL's setting: a fixed number of honest workers, n = n_h + f. The swept
+    cluster.n_workers follows f, so it is no group; cells are per f."""
+    root = tmp_path / "byzfl"
+    i = 0
+    for f in (1, 2):
+        for attack in ("none", "alie"):
+            fake_run(root, str(i), seed=0, n=8 + f, f=f, overrides=[
+                "agg=mean", f"attack={attack}", f"cluster.n_workers={8 + f}",
+                f"cluster.byz_frac={f / (8 + f)}"],
+                curves={"test_accuracy": [0.1, 0.9 - 0.1 * f * (attack == "alie")]})
+            i += 1
+    runs = report.load_runs(root)
+    grid = worst_case_grid(runs, report.load_results(root, runs))
+    assert grid.attrs["groups"] == [""]
+    assert dict(zip(grid["f"], grid["value"].round(9))) == {1: 0.8, 2: 0.7}
