@@ -75,6 +75,8 @@ def worst_case_grid(runs: pd.DataFrame, results: pd.DataFrame, metric: str = "te
         attacks = _label_order(d, "attack_label", "attack", order)
         c = cells[(cells["group"] == g) & (cells["rule_label"] == rule)]
         out.append(worst_over(c, keys, "attack_label", metric, complete=attacks))
+    if not out:
+        raise ReportError("--heatmaps: no run of this sweep finished")
     grid = pd.concat(out, ignore_index=True).rename(
         columns={"rule_label": "rule", "worst_attack_label": "worst_attack", "n": "n_attacks"})
     grid.attrs["x_order"] = _sorted_values(lab[x], None)

@@ -63,8 +63,9 @@ def _norm(key: str, v: object) -> object:
 
 def run_values(runs: pd.DataFrame, results: pd.DataFrame, metric: str) -> pd.Series:
     """Per-run value of ``metric``: ``<split>_<name>`` (final), ``tail<R>_<split>_<name>``
-    (mean over the last R rounds) or ``best_<split>_<name>`` (max over rounds; min for a
-    loss). Indexed like ``runs``."""
+    (mean over the last R rounds) or ``best_<split>_<name>`` (each run's max over rounds,
+    min for a loss; averaged over seeds afterwards, whereas ByzFL's heatmaps, and
+    ``--heatmaps --best``, take the max of the seed-mean curve). Indexed like ``runs``."""
     m = re.fullmatch(r"tail(\d+)_(\w+?)_(\w+)", metric)
     if m:
         tm = tail_mean(results, m.group(2), m.group(3), int(m.group(1)))

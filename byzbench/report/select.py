@@ -55,6 +55,8 @@ def select_hparams(runs: pd.DataFrame, results: pd.DataFrame, keys: list[str],
         attacks = _label_order(d, "attack_label", "attack", order)
         v = val[(val["group"] == g) & (val["rule_label"] == rule)]
         wc = worst_over(v, keys, "attack_label", val_metric, complete=attacks)
+        if wc.empty:  # every run of this rule failed: nothing to choose from
+            continue
         wc["_rank"] = [tuple(ranks[k].index(str(r[k])) if str(r[k]) in ranks[k] else -1
                              for k in keys) for _, r in wc.iterrows()]
         wc = wc.sort_values("_rank", kind="stable")
