@@ -122,7 +122,8 @@ def _keys(s: str | None) -> list[str] | None:
 def main(argv: list[str] | None = None) -> None:
     """Console script ``byzbench-report SWEEP_DIR [--out DIR] [--metric NAME] [--tail R]
     [--reference CSV] [--select KEYS] [--heatmaps] [--best]``."""
-    p = argparse.ArgumentParser(prog="byzbench-report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="byzbench-report", description="Tables (and optional "
+                                "comparisons, selections, heatmaps) from a sweep directory.")
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
     p.add_argument("--metric", default=None,
