@@ -119,12 +119,8 @@ def _keys(s: str | None) -> list[str] | None:
     return [k.strip() for k in s.split(",") if k.strip()] if s else None
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console script ``byzbench-report SWEEP_DIR [--out DIR] [--metric NAME] [--tail R]
-    [--reference CSV] [--select KEYS] [--heatmaps] [--best]``."""
-    p = argparse.ArgumentParser(prog="byzbench-report", description="Tables (and optional "
-                                "comparisons, selections, heatmaps) from a sweep directory.")
-    p.add_argument("sweep_dir", type=Path)
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The table options (``--out`` to ``--quiet``), shared with scripts/figures.py."""
     p.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
     p.add_argument("--metric", default=None,
                    help="final metric of the tables (default test_accuracy, else test_loss)")
@@ -146,12 +142,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--best", action="store_true",
                    help="--select and --heatmaps use the best value over time of the "
                         "seed-mean curve (ByzFL) instead of the final value")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="do not print the tables")
+
+
+def report_from_args(a: argparse.Namespace) -> dict[str, Path]:
+    """``write_report`` with the options of ``add_options``."""
+    return write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail, a.reference,
+                        _keys(a.select), a.heatmaps, "best" if a.best else "final", a.heat_x,
+                        _keys(a.heat_y))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script ``byzbench-report SWEEP_DIR [--out DIR] [--metric NAME] [--tail R]
+    [--reference CSV] [--select KEYS] [--heatmaps] [--best]``."""
+    p = argparse.ArgumentParser(prog="byzbench-report", description="Tables (and optional "
+                                "comparisons, selections, heatmaps) from a sweep directory.")
+    p.add_argument("sweep_dir", type=Path)
+    add_options(p)
     a = p.parse_args(argv)
     try:
-        write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail, a.reference,
-                     _keys(a.select), a.heatmaps, "best" if a.best else "final", a.heat_x,
-                     _keys(a.heat_y))
+        report_from_args(a)
     except (FileNotFoundError, ReportError) as e:
         print(f"byzbench-report: error: {e}", file=sys.stderr)
         sys.exit(2)
