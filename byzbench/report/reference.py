@@ -46,6 +46,10 @@ def load_reference(path: str | Path) -> pd.DataFrame:
     if missing:
         raise ReportError(f"--reference {path}: missing column(s) {', '.join(missing)} "
                          "(schema: key columns..., metric, mean, sd, source)")
+    acc = ref[ref["metric"].str.contains("accuracy")]["mean"].map(_float)
+    if len(acc) and (acc <= 1.0).all():
+        raise ReportError(f"--reference {path}: accuracies must be in percent (as papers print "
+                          f"them); these look like fractions (max {acc.max()})")
     return ref
 
 

@@ -112,3 +112,7 @@ def test_bad_reference_is_one_line(sweep, tmp_path, capsys):
         report.main([str(sweep), "--reference", str(tmp_path / "bad.csv"), "--quiet"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "missing column(s) metric, mean" in err
+    (tmp_path / "frac.csv").write_text("attack,metric,mean\nalie,test_accuracy,0.8\n")
+    with pytest.raises(SystemExit):
+        report.main([str(sweep), "--reference", str(tmp_path / "frac.csv"), "--quiet"])
+    assert "accuracies must be in percent" in capsys.readouterr().err
