@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from byzbench.figures import make_figures, runtime
 from byzbench.report.cli import add_options, report_from_args
-from byzbench.report.figures import make_figures, runtime
 from byzbench.report.loading import ReportError
 
 

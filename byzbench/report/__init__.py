@@ -22,8 +22,8 @@ run dir below SWEEP_DIR (any folder holding a ``summary.json``) and writes, into
 
 Modules: ``loading`` (run dirs -> frames), ``labels`` (sweep axes, labels, order),
 ``tables`` (over-seed tables, markdown), ``cells`` (final / best-over-time cell values,
-worst case over attacks), ``select``, ``heatmaps``, ``reference``, ``figures`` (paper
-figures, ``scripts/figures.py``), ``cli``.
+worst case over attacks), ``select``, ``heatmaps``, ``reference``, ``cli``; the paper
+figures are ``byzbench.figures`` (``scripts/figures.py``).
 
 No training code is imported: everything comes from ``summary.json``, ``metrics.csv``,
 ``.hydra/overrides.yaml`` / ``.hydra/config.yaml`` and the sweep's ``multirun.yaml``.

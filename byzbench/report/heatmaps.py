@@ -119,7 +119,7 @@ def grid_figures(grid: pd.DataFrame, stem: Path, x: str = "f",
     """One figure per group, one heatmap panel per rule (shared color scale)."""
     import matplotlib.pyplot as plt
 
-    from byzbench.report.figures import _slug, save
+    from byzbench.figures import _slug, save
 
     paths: list[Path] = []
     accuracy = "accuracy" in metric

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 from test_report import write_run  # tests/unit is on sys.path (no __init__.py)
 
-from byzbench import report
-from byzbench.report import figures
+from byzbench import figures, report
 
 ROOT = Path(__file__).resolve().parents[2]
 
