@@ -138,9 +138,10 @@ def train(exp: Experiment) -> Result:
         if exp.worker_momentum > 0:
             # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
             b = exp.worker_momentum
-            # In place after round 0: no fresh [rows, d] buffers per round (G itself
-            # stays as computed: G_raw may still be read).
-            momentum = (1 - b) * G if momentum is None else momentum.mul_(b).add_(G, alpha=1 - b)
+            # One new buffer and two passes per round (was three of each); never in
+            # place: a round's rows may be kept (e.g. by an attack) after the round.
+            momentum = (1 - b) * G if momentum is None else \
+                torch.mul(momentum, b).add_(G, alpha=1 - b)
             G = momentum
         honest = G[:n_h]
         lap("momentum")
