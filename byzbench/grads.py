@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from byzbench import ConfigError
+
 
 def flat_params(model: nn.Module) -> Tensor:
     """The module's parameters concatenated into one detached vector ``[d]``."""
@@ -90,7 +92,9 @@ def make_grad_fn(
     if replicate is None:
         replicate = sum(p.numel() for p in model.parameters()) <= REPLICATE_MAX_PARAMS
     if not replicate:
-        per_worker = vmap(grad_and_value(make_loss(model, task)), in_dims=(None, 0, 0))
+        # randomness="different": each worker draws its own dropout masks.
+        per_worker = vmap(grad_and_value(make_loss(model, task)), in_dims=(None, 0, 0),
+                          randomness="different")
         return lambda theta, X, Y: per_worker(theta.detach(), X, Y)
     per_sample = per_sample_loss_fn(task)
     unflatten = make_unflatten(model)
@@ -98,7 +102,7 @@ def make_grad_fn(
     def forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
         return functional_call(model, params, (x,))
 
-    batched_forward = vmap(forward)
+    batched_forward = vmap(forward, randomness="different")
 
     def fn(theta: Tensor, X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
         n = X.shape[0]
@@ -115,6 +119,11 @@ def make_grad_fn(
 GRAD_PATHS = ("auto", "vmap", "loop")
 
 
+def has_batch_norm(model: nn.Module) -> bool:
+    """True when the model has BatchNorm layers (batch statistics, running buffers)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def choose_grad_path(model: nn.Module, device: torch.device, path: str = "auto") -> str:
     """``auto``: the vectorized pass, except for convolutional models on CPU, where
     torch's batched (grouped) convolutions under vmap are 2-3x slower than a loop over
@@ -122,6 +131,13 @@ def choose_grad_path(model: nn.Module, device: torch.device, path: str = "auto")
     on CUDA the vectorized pass is used for every model."""
     if path not in GRAD_PATHS:
         raise ValueError(f"grad_path={path!r} is invalid: one of {', '.join(GRAD_PATHS)}")
+    if has_batch_norm(model):
+        # Per-worker batch statistics and in-place running-statistics updates, worker
+        # after worker, as in the published code (one shared module): only the loop.
+        if path == "vmap":
+            raise ConfigError("grad_path='vmap' is invalid for a model with BatchNorm: its "
+                              "running statistics are updated in place; use auto or loop")
+        return "loop"
     if path != "auto":
         return path
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())

@@ -45,6 +45,7 @@ class Experiment:
     eval_every: int = 10
     eval_train: bool = True
     worker_momentum: float = 0.0
+    worker_momentum_style: str = "ema"
     f_star: float | None = None
     grad_path: str = "vmap"
     progress: bool = True
@@ -65,6 +66,8 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
     """Mean loss (and accuracy for classification) over a whole split, in chunks."""
     x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     params = make_unflatten(model)(theta.detach())
+    was_training = model.training
+    model.eval()  # dropout off, BatchNorm on its running statistics
     crit = loss_fn(data.task)
     loss_sum = torch.zeros((), device=theta.device, dtype=torch.float64)
     correct = torch.zeros((), device=theta.device, dtype=torch.float64)
@@ -75,6 +78,7 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
         loss_sum += crit(out, y).double() * len(y)
         if data.task == "classification":
             correct += (out.argmax(-1) == y).sum()
+    model.train(was_training)
     res = {"loss": loss_sum / len(y_all)}
     if data.task == "classification":
         res["accuracy"] = correct / len(y_all)
@@ -124,9 +128,11 @@ def train(exp: Experiment) -> Result:
             Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
         G, losses = grad_fn(theta, X, Y)
         if exp.worker_momentum > 0:
-            # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
+            # Worker momentum (Karimireddy et al., ICML 2021): ema m_i = b m_i + (1-b) g_i;
+            # heavy_ball m_i = b m_i + g_i (epfml's code), both from m_i = 0.
             b = exp.worker_momentum
-            momentum = (1 - b) * G if momentum is None else b * momentum + (1 - b) * G
+            a = 1.0 if exp.worker_momentum_style == "heavy_ball" else 1 - b
+            momentum = a * G if momentum is None else b * momentum + a * G
             G = momentum
         honest = G[:n_h]
         if t == 0:
