@@ -85,6 +85,15 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
     return res
 
 
+def momentum_step(m: Tensor | None, G: Tensor, beta: float, style: str = "ema") -> Tensor:
+    """One worker-momentum update of the rows ``G [m, d]`` from the buffer ``m`` (None
+    before the first round, i.e. m = 0): ``ema`` m = beta m + (1 - beta) G (Karimireddy,
+    He & Jaggi, ICML 2021; ByzFL, FLB) or ``heavy_ball`` m = beta m + G (epfml's
+    ``codes/worker.py``, 1/(1 - beta) times the ema)."""
+    a = 1.0 if style == "heavy_ball" else 1.0 - beta
+    return a * G if m is None else beta * m + a * G
+
+
 def _finite(x: Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
@@ -128,12 +137,8 @@ def train(exp: Experiment) -> Result:
             Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
         G, losses = grad_fn(theta, X, Y)
         if exp.worker_momentum > 0:
-            # Worker momentum (Karimireddy et al., ICML 2021): ema m_i = b m_i + (1-b) g_i;
-            # heavy_ball m_i = b m_i + g_i (epfml's code), both from m_i = 0.
-            b = exp.worker_momentum
-            a = 1.0 if exp.worker_momentum_style == "heavy_ball" else 1 - b
-            momentum = a * G if momentum is None else b * momentum + a * G
-            G = momentum
+            G = momentum = momentum_step(momentum, G, exp.worker_momentum,
+                                         exp.worker_momentum_style)
         honest = G[:n_h]
         if t == 0:
             gbar = honest.mean(0)
