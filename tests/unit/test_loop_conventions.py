@@ -99,9 +99,8 @@ def test_byz_data_none_and_shard():
 
 
 def test_byz_data_none_refuses_local_attacks_in_one_line():
-    from tests.integration.conftest import compose_cfg
-
     from byzbench.build import build_experiment
+    from tests.integration.conftest import compose_cfg
 
     cfg = compose_cfg("cluster.byz_data=none", "attack=label_flip", "cluster.n_workers=5",
                       "cluster.byz_frac=0.2")
@@ -119,9 +118,8 @@ def test_byz_data_none_refuses_local_attacks_in_one_line():
 @pytest.mark.parametrize("key, value", [("worker_momentum_style", "nesterov"),
                                         ("cluster.byz_data", "half")])
 def test_bad_convention_is_one_line_config_error(key, value):
-    from tests.integration.conftest import compose_cfg
-
     from byzbench.build import build_experiment
+    from tests.integration.conftest import compose_cfg
 
     with pytest.raises(ConfigError, match=key) as e:
         build_experiment(compose_cfg(f"{key}={value}"))
