@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.data._common import balanced_owner, check_workers
+from byzbench.data._common import balanced_owner, check_workers, long_tail
 
 
 class SortedLabels:
@@ -57,14 +57,9 @@ class SortedLabels:
             order = perm[torch.argsort(labels[perm], stable=True)]
         else:
             order = torch.argsort(labels, stable=True)
-        if self.long_tail == 1.0:
-            return order
-        require(not labels.is_floating_point(), "partition.long_tail", self.long_tail,
-                "1 for regression targets")
-        _, counts = torch.unique_consecutive(labels[order], return_counts=True)
-        keep = [int(math.floor(int(c) * self.long_tail ** k)) for k, c in enumerate(counts)]
-        parts = torch.split(order, counts.tolist())
-        return torch.cat([p[:k] for p, k in zip(parts, keep)])
+        require(self.long_tail == 1.0 or not labels.is_floating_point(), "partition.long_tail",
+                self.long_tail, "1 for regression targets")
+        return long_tail(order, labels, self.long_tail)
 
     def __call__(self, labels: Tensor, n_workers: int, generator: torch.Generator) -> list[Tensor]:
         """Args: labels ``[N]`` (CPU), n_workers, CPU generator (used when shuffle).
