@@ -186,3 +186,18 @@ def test_cli_sweep_resumes_in_the_fixed_dir(fake_root, tmp_path):
     r = run_cli(args, tmp_path, cmd=cmd, env=env)
     assert r.returncode == 0
     assert [p.stat().st_mtime_ns for p in summaries] == mtimes
+
+
+def test_reproduce_md_holds_the_printed_reference_tables():
+    """docs/REPRODUCE.md shows the published numbers as scripts/reference_tables.py
+    prints them from the CSVs (tables in docs come from data)."""
+    import subprocess
+
+    root = REF_DIR.parents[1]
+    out = subprocess.run([sys.executable, str(root / "scripts" / "reference_tables.py")],
+                         capture_output=True, text=True, check=True).stdout
+    doc = (root / "docs" / "REPRODUCE.md").read_text()
+    for block in out.strip().split("\n\n"):
+        assert block.strip() in doc, block.splitlines()[0]
+    for path in REPRO:
+        assert f"experiment={path.stem}" in doc
