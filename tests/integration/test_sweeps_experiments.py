@@ -55,7 +55,7 @@ def test_every_swept_value_composes_and_parameters_build(path):
                 missing = [o for o in opts if not (Path(CONF_DIR) / key / f"{o}.yaml").is_file()]
                 assert not missing, f"{path.stem}: no {key} option {missing}"
                 if key in ("attack", "agg"):
-                    for v in values:  # nested options (epfml/alie) compose and build
+                    for v in (v for v in values if "/" in v):  # nested: epfml/alie, ...
                         ov = [f"{k}={x}" for k, x in first.items() if k != key]
                         cfg = _compose(f"experiment={path.stem}", *ov, f"{key}={v}")
                         spec = cluster_spec(cfg.cluster.n_workers, cfg.cluster.byz_frac)

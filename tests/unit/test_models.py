@@ -217,7 +217,9 @@ def test_batch_norm_chosen_path_equals_module_loop():
     import copy
 
     torch.manual_seed(0)
-    model = build(MODEL_DIR / "resnet20_bn.yaml", (3, 8, 8)).double()
+    cfg = OmegaConf.to_container(OmegaConf.load(MODEL_DIR / "resnet20_bn.yaml"))
+    cfg["width"] = 4  # same layers (BatchNorm, projection shortcuts), fewer channels
+    model = instantiate_component(cfg, "model", input_shape=(3, 8, 8), num_classes=10).double()
     ref = copy.deepcopy(model)
     assert choose_grad_path(model, torch.device("cpu")) == "loop"
     assert choose_grad_path(model, torch.device("cuda")) == "loop"
