@@ -129,10 +129,9 @@ def test_bad_convention_is_one_line_config_error(key, value):
 def test_dropout_model_same_seed_same_numbers():
     """epfml_cnn trains with dropout (per-worker masks from the seeded dropout stream):
     two runs with the same seed give identical metrics."""
-    from tests.integration.conftest import compose_cfg
-
     from byzbench.build import build_experiment
     from byzbench.loop import train
+    from tests.integration.conftest import compose_cfg
 
     def run(seed: int) -> dict[str, float]:
         cfg = compose_cfg("model=epfml_cnn", "dataset.flatten=false", "rounds=2",
