@@ -23,7 +23,7 @@ _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 # Independent random streams, each seeded from (seed, stream id).
 STREAMS = {"dataset": 0, "partition": 1, "byz_ids": 2, "init": 3, "sampling": 4, "perm": 5,
-           "attack": 6, "agg": 7, "dropout": 8}
+           "attack": 6, "agg": 7, "query": 8, "dropout": 9}
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -123,19 +123,27 @@ def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
         rows = int(getattr(p, "n_out", rows))
         preaggs.append(p)
     rule = instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator)
+    require(not (getattr(rule, "needs_honest_row", False) and rows != n), "agg.pivot", "honest",
+            "a row of the workers' order: not after a pre-aggregator that changes the row count")
     return Pipeline(preaggs, rule)
 
 
 def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Any:
-    """The attack, optionally wrapped in the generic per-round scale tuner."""
+    """The attack, optionally wrapped in the generic per-round scale tuner. The key
+    ``server_randomness`` (any attack) sets what its pipeline queries may see."""
     node = _plain(attack_cfg)
     tune = node.pop("tune", None)
+    server_randomness = node.pop("server_randomness", False)
+    require(isinstance(server_randomness, bool), "attack.server_randomness",
+            server_randomness, "true or false")
     attack = instantiate_component(node, "attack", n=spec.n, f=spec.f,
                                    f_declared=spec.f_declared, num_classes=num_classes)
     if tune:
         extra = tune if isinstance(tune, dict) else {}
         attack = instantiate_component(
             {"_target_": "byzbench.attacks.tuning.Tuned", **extra}, "attack.tune", attack=attack)
+    if server_randomness:
+        attack.server_randomness = True
     return attack
 
 
@@ -157,6 +165,14 @@ def check_top(cfg: Any) -> ClusterSpec:
     validate_top(cfg)
     c = cfg.cluster
     return cluster_spec(c.n_workers, c.byz_frac, c.f_declared)
+
+
+def example_batch(data: Any, rows: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``(X [rows, B, ...], Y [rows, B])`` batch of the run's shapes (the first samples;
+    for timing the gradient paths, not for training)."""
+    idx = torch.arange(rows * batch, device=data.y_train.device) % len(data.y_train)
+    x = data.prepare(data.x_train[idx])
+    return x.view(rows, batch, *x.shape[1:]), data.y_train[idx].view(rows, batch)
 
 
 def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
@@ -191,7 +207,9 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     data = data.to(device)
     theta = flat_params(model).requires_grad_(True)
     info["d"] = int(theta.numel())
-    info["grad_path"] = choose_grad_path(model, device, cfg.grad_path)
+    info["grad_path"] = choose_grad_path(
+        model, device, cfg.grad_path, task=data.task,
+        example=lambda: example_batch(data, spec.n_honest, int(cfg.batch_size)))
     f_star = None
     if is_linear_model(model):
         # Closed form from the dataset when it has one (least squares), else L-BFGS.
@@ -213,6 +231,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         attack=attack, pipeline=pipeline, optimizer=optimizer, scheduler=scheduler,
         sampling_gen=make_generator(seed, "perm", device),
         attack_gen=make_generator(seed, "attack", device),
+        query_gen=make_generator(seed, "query"),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
         worker_momentum=float(cfg.worker_momentum),
         worker_momentum_style=str(cfg.worker_momentum_style), f_star=f_star,

@@ -64,12 +64,16 @@ class Bulyan:
             remaining[j] = False
         return sel
 
+    # Batched queries (Pipeline.query_batch): the k problems' distances computed
+    # together (one Gram product for those needing no centering), the n x n part per k.
+    batch = _ops.batch_by_pairwise
+
     @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
-        d2, _, _ = _ops.sqdist(x)
+        d2 = _ops.pairwise(x).d2
         sel = self.select(d2)
         beta = len(sel) - 2 * f
         rows = np.asarray(sel)

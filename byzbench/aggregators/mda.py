@@ -101,12 +101,16 @@ class MDA:
         self.last_nodes = nodes[0]
         return best[1]
 
+    # Batched queries (Pipeline.query_batch): the k problems' distances computed
+    # together (one Gram product for those needing no centering), the n x n part per k.
+    batch = _ops.batch_by_pairwise
+
     @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("mda", n, 2 * f < n, f"2f < n (f={f})")
-        d2, _, bad = _ops.sqdist(x)
+        d2, _, bad, _ = _ops.pairwise(x)
         # Squared distances order subsets like distances; a huge finite stand-in for inf
         # keeps the distance sums used for branch ordering finite.
         keep = self.subset(np.where(np.isinf(d2), 1e300, d2))
