@@ -23,7 +23,7 @@ _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 # Independent random streams, each seeded from (seed, stream id).
 STREAMS = {"dataset": 0, "partition": 1, "byz_ids": 2, "init": 3, "sampling": 4, "perm": 5,
-           "attack": 6, "agg": 7, "query": 8, "val": 9}
+           "attack": 6, "agg": 7, "query": 8, "val": 9, "dropout": 10}
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -180,7 +180,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
 
     Returns ``(Experiment, info)``; ``info`` holds values for summary.json (n, f, the
     device, label heterogeneity, f*)."""
-    from byzbench.cluster import BatchSampler, assign_shards, label_skew
+    from byzbench.cluster import BatchSampler, label_skew, worker_shards
     from byzbench.data._common import hold_out_validation
     from byzbench.grads import choose_grad_path, flat_params
     from byzbench.loop import Experiment
@@ -194,8 +194,9 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     data = instantiate_component(dnode, "dataset", generator=make_generator(seed, "dataset"))
     data = hold_out_validation(data, val_frac, make_generator(seed, "val"))
     partition = instantiate_component(cfg.partition, "partition")
-    shards = partition(data.y_train, spec.n, make_generator(seed, "partition"))
-    shards = assign_shards(list(shards), spec.n, spec.f, make_generator(seed, "byz_ids"))
+    byz_data = str(cfg.cluster.byz_data)
+    shards = worker_shards(partition, data.y_train, spec.n, spec.f, byz_data,
+                           make_generator(seed, "partition"), make_generator(seed, "byz_ids"))
     info: dict[str, Any] = {
         "n": spec.n, "f": spec.f, "f_declared": spec.f_declared, "n_honest": spec.n_honest,
         "device": str(device), "dataset_train_size": int(len(data.y_train)),
@@ -221,6 +222,11 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         f_star = data.f_star if data.f_star is not None else full_batch_optimum(model, theta, data)
         info["f_star"] = f_star
     attack = build_attack(cfg.attack, spec, data.num_classes)
+    if byz_data == "none" and spec.f > 0 and (getattr(attack, "local", False)
+                                              or hasattr(attack, "transform_labels")):
+        raise ConfigError(
+            "cluster.byz_data='none' is invalid for this attack: its Byzantine workers "
+            "compute gradients on their own data (local threat model); use shard or iid")
     pipeline = build_pipeline(cfg.preagg, cfg.agg, spec.n, spec.f_declared,
                               make_generator(seed, "agg", device))
     optimizer, scheduler = build_solver(cfg.solver, cfg.schedule, theta)
@@ -233,7 +239,11 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         attack_gen=make_generator(seed, "attack", device),
         query_gen=make_generator(seed, "query"),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
-        worker_momentum=float(cfg.worker_momentum), f_star=f_star, progress=bool(cfg.progress),
+        worker_momentum=float(cfg.worker_momentum),
+        worker_momentum_style=str(cfg.worker_momentum_style), f_star=f_star,
+        progress=bool(cfg.progress),
         grad_path=info["grad_path"],
     )
+    # Dropout draws from torch's global generator (F.dropout takes none): seed it.
+    torch.manual_seed(stream_seed(seed, "dropout"))
     return exp, info

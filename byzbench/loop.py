@@ -47,6 +47,7 @@ class Experiment:
     eval_every: int = 10
     eval_train: bool = True
     worker_momentum: float = 0.0
+    worker_momentum_style: str = "ema"
     f_star: float | None = None
     grad_path: str = "vmap"
     progress: bool = True
@@ -70,6 +71,8 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
     x_all, y_all = {"test": (data.x_test, data.y_test), "val": (data.x_val, data.y_val),
                     "train": (data.x_train, data.y_train)}[split]
     params = make_unflatten(model)(theta.detach())
+    was_training = model.training
+    model.eval()  # dropout off, BatchNorm on its running statistics
     crit = loss_fn(data.task)
     loss_sum = torch.zeros((), device=theta.device, dtype=torch.float64)
     correct = torch.zeros((), device=theta.device, dtype=torch.float64)
@@ -80,10 +83,22 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
         loss_sum += crit(out, y).double() * len(y)
         if data.task == "classification":
             correct += (out.argmax(-1) == y).sum()
+    model.train(was_training)
     res = {"loss": loss_sum / len(y_all)}
     if data.task == "classification":
         res["accuracy"] = correct / len(y_all)
     return res
+
+
+def momentum_step(m: Tensor | None, G: Tensor, beta: float, style: str = "ema") -> Tensor:
+    """One worker-momentum update of the rows ``G [m, d]`` from the buffer ``m`` (None
+    before the first round, i.e. m = 0): ``ema`` m = beta m + (1 - beta) G (Karimireddy,
+    He & Jaggi, ICML 2021; ByzFL, FLB) or ``heavy_ball`` m = beta m + G (epfml's
+    ``codes/worker.py``, 1/(1 - beta) times the ema). One new buffer and two passes
+    per round, never in place: a round's rows may be kept (e.g. by an attack) after the
+    round; neither ``m`` nor ``G`` is modified."""
+    a = 1.0 if style == "heavy_ball" else 1.0 - beta
+    return a * G if m is None else torch.mul(m, beta).add_(G, alpha=a)
 
 
 def _no_lap(part: str) -> None:
@@ -136,13 +151,8 @@ def train(exp: Experiment) -> Result:
         lap("gradients")
         G_raw = G  # Byzantine rows without momentum (attack.byz_momentum = false)
         if exp.worker_momentum > 0:
-            # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
-            b = exp.worker_momentum
-            # One new buffer and two passes per round (was three of each); never in
-            # place: a round's rows may be kept (e.g. by an attack) after the round.
-            momentum = (1 - b) * G if momentum is None else \
-                torch.mul(momentum, b).add_(G, alpha=1 - b)
-            G = momentum
+            G = momentum = momentum_step(momentum, G, exp.worker_momentum,
+                                         exp.worker_momentum_style)
         honest = G[:n_h]
         lap("momentum")
         if t == 0:
