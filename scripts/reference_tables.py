@@ -15,22 +15,23 @@ import csv
 import pathlib
 
 REF = pathlib.Path(__file__).resolve().parents[1] / "docs" / "reference"
-KEYS = ("attack", "worker_momentum", "preagg", "partition")
+KEYS = ("attack", "worker_momentum", "preagg", "partition", "partition.noniid")
 
 
 def table(path: pathlib.Path) -> str:
     """One markdown table for one reference CSV."""
-    rows = list(csv.DictReader(path.open()))
+    rows = [{k: "" for k in KEYS} | r for r in csv.DictReader(path.open())]
     cols = [k for k in KEYS if len({r[k] for r in rows}) > 1]
     fixed = [f"{k}={rows[0][k]}" for k in KEYS if k not in cols and rows[0][k]]
-    head = [" / ".join(r[k] for k in cols) for r in rows]
+    head = [" / ".join(f"{k.rsplit('.', 1)[-1]}={r[k]}" if "." in k else r[k] for k in cols)
+            for r in rows]
     columns = list(dict.fromkeys(head))
     aggs = list(dict.fromkeys(r["agg"] for r in rows))
     cell = {}
     for r, h in zip(rows, head):
-        v = f"{100 * float(r['mean']):.2f}"
+        v = f"{float(r['mean']):.2f}"  # the CSVs hold percent
         if r["sd"]:
-            v += f" +- {100 * float(r['sd']):.2f}"
+            v += f" +- {float(r['sd']):.2f}"
         cell[r["agg"], h] = v
     metrics = sorted({r["metric"] for r in rows})
     out = [f"{path.stem}: {', '.join(metrics)} (%)" + (f"; {', '.join(fixed)}" if fixed else ""),
