@@ -121,19 +121,26 @@ def train(exp: Experiment) -> Result:
         X = data.prepare(data.x_train[idx])
         Y = data.y_train[idx]
         if transform is not None and rows > n_h:
-            Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
+            Y = torch.cat([Y[:n_h], transform(Y[n_h:rows], data.num_classes), Y[rows:]])
         G, losses = grad_fn(theta, X, Y)
         if exp.worker_momentum > 0:
             # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
             b = exp.worker_momentum
             momentum = (1 - b) * G if momentum is None else b * momentum + (1 - b) * G
             G = momentum
+        # The server's root-data row (FLTrust), last in the same pass, goes to the rule.
+        g_server, G = (G[rows], G[:rows]) if G.shape[0] > rows else (None, G)
         honest = G[:n_h]
         if t == 0:
             gbar = honest.mean(0)
             extra["grad_var_round0"] = float(((honest - gbar) ** 2).sum(1).mean())
             extra["grad_rel_var_round0"] = extra["grad_var_round0"] / max(
                 float(gbar.square().sum()), 1e-30)
+        # Server-side side information for rules that take it (FLTrust's root gradient,
+        # FoolsGold's row owners); attack queries see rows in worker order.
+        observe = getattr(exp.pipeline.rule, "observe", None)
+        if observe is not None:
+            observe(server_grad=g_server, worker_ids=None)
         ctx = RoundContext(t=t, n=spec.n, f=f, f_declared=spec.f_declared,
                            pipeline=exp.pipeline, prev_aggregate=prev_u,
                            byz_grads=G[n_h:] if rows > n_h else None, generator=exp.attack_gen)
@@ -144,6 +151,8 @@ def train(exp: Experiment) -> Result:
         perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
         ta = time.perf_counter()
+        if observe is not None:  # the real aggregation: row k is worker perm[k]
+            observe(server_grad=g_server, worker_ids=perm.cpu())
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
         hmean = honest.mean(0)
