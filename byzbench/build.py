@@ -220,6 +220,8 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     attack = build_attack(cfg.attack, spec, data.num_classes)
     pipeline = build_pipeline(cfg.preagg, cfg.agg, spec.n, spec.f_declared,
                               make_generator(seed, "agg", device))
+    require(root is not None or getattr(pipeline.rule, "server_data", None) is None,
+            "agg.server_data", None, "this rule needs the server's root data {size, draw}")
     optimizer, scheduler = build_solver(cfg.solver, cfg.schedule, theta)
     exp = Experiment(
         data=data, model=model, theta=theta, spec=spec,

@@ -37,7 +37,9 @@ class FoolsGold:
 
     Worker identity: the training loop permutes rows every round, so it tells the
     rule which worker each row is (``observe(worker_ids=...)``); called directly, row
-    k is worker k. Non-finite rows do not enter the history and get weight 0.
+    k is worker k. After a row-mixing pre-aggregator (bucketing, nnm) rows are no
+    longer workers: the ids are ignored when the row count differs (row k = slot k).
+    Non-finite rows do not enter the history and get weight 0.
 
     Args:
         n: rows it will receive (injected).

@@ -4,9 +4,11 @@ keeps its true labels); FoolsGold learns which worker each permuted row is."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from byzbench import ConfigError
 from byzbench.build import build_experiment
 from byzbench.grads import loop_grads
 from byzbench.loop import train
@@ -56,6 +58,12 @@ def test_fltrust_root_data_held_out_and_server_row_from_same_pass():
     torch.testing.assert_close(seen[0][0], g_ref[0], rtol=1e-4, atol=1e-6)
     assert seen[0][1] is None and torch.equal(seen[1][0], seen[0][0])
     assert sorted(seen[1][1].tolist()) == list(range(n))  # the real call gets row owners
+
+
+def test_fltrust_without_root_data_is_a_one_line_error():
+    with pytest.raises(ConfigError, match="agg.server_data") as e:
+        build_experiment(cfg("agg=fltrust", "agg.server_data=null"))
+    assert "\n" not in str(e.value)
 
 
 def test_same_seed_same_root_and_no_server_row_without_fltrust():
