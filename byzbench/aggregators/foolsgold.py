@@ -15,7 +15,8 @@ class FoolsGold:
     each other (sybils pushing one direction). Stateful across rounds.
 
     Per worker k the history :math:`H_k = \sum_{s \le t} x_k^{(s)}` is kept; with
-    :math:`cs_{ij} = \cos(H_i, H_j)` (i != j) and :math:`v_i = \max_j cs_{ij}`:
+    :math:`cs_{ij} = \cos(H_i, H_j)` for i != j, :math:`cs_{ii} = 0` (the authors'
+    ``cosine_similarity - I``) and :math:`v_i = \max_j cs_{ij}`:
 
     1. pardoning: :math:`cs_{ij} \leftarrow cs_{ij} v_i / v_j` when :math:`v_i < v_j`;
     2. :math:`\alpha_i = 1 - \max_j cs_{ij}`, clipped to [0, 1], divided by its maximum,
@@ -68,17 +69,18 @@ class FoolsGold:
     def weights(self, h: Tensor) -> np.ndarray:
         """FoolsGold weights ``[n]`` from the histories ``h [n, d]`` (steps 1-3)."""
         g, bad = _ops.gram(h)
+        # cos(H_i, H_j) with a zero diagonal (the authors' cosine_similarity - I): every
+        # max below is >= 0, so the pardoning ratio never flips a sign. Bad and zero rows
+        # have cosine 0 with everything.
         cs = _similarity.cosine_from_gram(g, bad)
         n = cs.shape[0]
-        np.fill_diagonal(cs, -np.inf)
-        cs[bad, :] = -np.inf
-        cs[:, bad] = -np.inf
-        v = cs.max(axis=1)
+        np.fill_diagonal(cs, 0.0)
+        v = cs.max(axis=1) if n else np.zeros(0)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(v[:, None] < v[None, :], v[:, None] / v[None, :], 1.0)
-        cs = np.where(np.isfinite(ratio) & np.isfinite(cs), cs * ratio, cs)
-        np.fill_diagonal(cs, -np.inf)
-        alpha = 1.0 - cs.max(axis=1) if n > 1 else np.ones(n)
+        cs = cs * ratio
+        np.fill_diagonal(cs, 0.0)
+        alpha = 1.0 - cs.max(axis=1) if n else np.zeros(0)
         alpha = np.clip(np.nan_to_num(alpha, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
         alpha[bad] = 0.0
         top = alpha.max() if n else 0.0

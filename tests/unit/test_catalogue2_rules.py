@@ -150,6 +150,13 @@ def test_foolsgold_by_hand():
     torch.testing.assert_close(FoolsGold(3, 1)(y), y[2])
 
 
+def test_foolsgold_row_opposed_to_all_others_matches_authors_code():
+    # Row 3 has negative cosine with every other row: its max is the diagonal's 0 in the
+    # authors' code (cosine_similarity - I), never a negative pardoning ratio.
+    x = torch.tensor([[1.0, 0.0], [0.8, 0.6], [-1.0, -0.2]], dtype=f64)
+    torch.testing.assert_close(FoolsGold(3, 1)(x), _fg_reference(x, x))
+
+
 def test_foolsgold_is_stateful_and_follows_worker_ids():
     a = rows(5, 4, 0)
     b = rows(5, 4, 1)
