@@ -1,8 +1,11 @@
-"""Shared ``n x n`` helpers for the catalogue-II rules: cosine distances, row norms and
-the centered Gram matrix, all float64 numpy from one Gram matrix of ``[n, d]`` rows.
+"""Shared ``n x n`` helpers for the catalogue-II rules (float64 numpy, from one Gram
+matrix of the ``[n, d]`` rows): squared row norms, pairwise distances, the centered
+Gram matrix and cosine distances.
 
 Bad rows (any non-finite entry) follow ``_ops``: they are flagged in a mask, their
-Gram rows/columns are zero, and callers exclude them.
+Gram rows/columns are zero, and callers exclude them. Distances go through the
+package's distance primitive (``_ops.pairwise``: centered on a central row when the
+raw Gram matrix would lose precision), so they are exact relative to the rows' spread.
 """
 
 from __future__ import annotations
@@ -13,51 +16,58 @@ from torch import Tensor
 
 from byzbench.aggregators import _ops
 
-
-def finite_rows(x: Tensor) -> np.ndarray:
-    """Mask ``[n]`` of rows whose entries are all finite (and whose squared norm does
-    not overflow)."""
-    _, bad = _ops.sq_norms(x)
-    return ~bad
+_NEW = hasattr(_ops, "pairwise")  # the centered distance primitive (rules branch)
 
 
-def cosine_from_gram(g: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """Cosine similarities ``[n, n]`` from a Gram matrix. A zero row has cosine 0 with
-    every row (``torch.nn.functional.cosine_similarity``'s convention with its eps),
-    itself included; bad rows get cosine 0 too (callers exclude them)."""
-    sq = np.diagonal(g).copy()
-    norm = np.sqrt(np.where(bad | (sq <= 0), 0.0, sq))
-    den = norm[:, None] * norm[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cos = np.where(den > 0, g / np.where(den > 0, den, 1.0), 0.0)
-    return np.clip(cos, -1.0, 1.0)
+def row_sq_norms(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``(||x_i||^2 [n], bad [n])``, 0 for bad rows."""
+    if _NEW:
+        sq, bad = _ops.sqdist_to(x)
+        return np.where(bad, 0.0, sq), bad
+    return _ops.sq_norms(x)
 
 
-def cosine_distances(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(1 - cos [n, n], norms [n], bad [n])`` from one Gram matrix; the diagonal of
-    good nonzero rows is exactly 0."""
-    g, bad = _ops.gram(x)
-    cos = cosine_from_gram(g, bad)
-    dist = 1.0 - cos
-    sq = np.diagonal(g)
-    np.fill_diagonal(dist, np.where(sq > 0, 0.0, 1.0))
-    norms = np.sqrt(np.maximum(np.where(bad, 0.0, sq), 0.0))
-    return dist, norms, bad
+def pairwise(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(D [n, n], G [n, n], bad [n])``: squared distances, and a Gram matrix of the
+    rows minus one common vector (read only translation-invariant quantities from it)."""
+    if _NEW:
+        pw = _ops.pairwise(x)
+        return pw.d2, pw.gram, pw.bad
+    good = ~row_sq_norms(x)[1]
+    if good.any() and not good.all():
+        c = x.index_select(0, torch.as_tensor(np.flatnonzero(good), device=x.device)).mean(0)
+    else:
+        c = x.mean(0) if good.any() else torch.zeros_like(x[0])
+    g, bad = _ops.gram(x - c)
+    return _ops.sqdist_from_gram(g, bad), g, bad
 
 
 def centered_gram(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Gram matrix of the rows minus the mean of the finite rows, float64 ``[n, n]``,
-    and the bad-row mask.
+    """A Gram matrix of the rows minus a common vector, float64 ``[n, n]``, and the
+    bad-row mask. Every covariance-type quantity of a subset S (``J_S G_S J_S``) is
+    translation invariant, so this is exact in real arithmetic and free of the
+    cancellation of a raw Gram matrix when rows share a large common part."""
+    _, g, bad = pairwise(x)
+    return g, bad
 
-    Why centered first: every covariance-type quantity of a subset S
-    (``J_S G_S J_S``) is translation invariant, so subtracting any common vector is
-    exact in real arithmetic; subtracting the mean before the product removes the
-    cancellation a raw Gram matrix suffers when rows share a large common part.
+
+def cosine_distances(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(1 - cos [n, n], norms [n], bad [n])``.
+
+    ``1 - cos(x_i, x_j) = ||u_i - u_j||^2 / 2`` with ``u = x / ||x||``: computed as a
+    distance between the normalized rows (exact for nearly parallel rows, where
+    ``1 - <u_i, u_j>`` would be rounding). A zero row has cosine 0, i.e. distance 1,
+    with every other row (``torch.nn.functional.cosine_similarity``'s convention); bad
+    rows are at distance 1 too (callers exclude them). The diagonal is 0.
     """
-    good = finite_rows(x)
-    if good.any() and not good.all():
-        keep = torch.as_tensor(np.flatnonzero(good), device=x.device)
-        c = x.index_select(0, keep).mean(0)
-    else:
-        c = x.mean(0) if good.any() else torch.zeros_like(x[0])
-    return _ops.gram(x - c)
+    sq, bad = row_sq_norms(x)
+    norms = np.sqrt(sq)
+    zero = bad | (norms == 0)
+    scale = np.where(zero, 0.0, 1.0 / np.where(zero, 1.0, norms))
+    u = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) * x.new_tensor(scale)[:, None]
+    d2, _, _ = pairwise(u)
+    dist = np.clip(0.5 * np.nan_to_num(d2, nan=2.0, posinf=2.0), 0.0, 2.0)
+    dist[zero, :] = 1.0
+    dist[:, zero] = 1.0
+    np.fill_diagonal(dist, 0.0)
+    return dist, norms, bad

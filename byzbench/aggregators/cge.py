@@ -6,7 +6,7 @@ import numpy as np
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, _similarity
 
 REDUCES = ("mean", "sum")
 
@@ -52,7 +52,7 @@ class CGE:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("cge", n, f < n, f"n > f (f={f})")
-        sq, bad = _ops.sq_norms(x)
+        sq, bad = _similarity.row_sq_norms(x)
         order = np.lexsort((np.arange(n), sq, bad))  # finite first, then norm, then index
         idx = np.sort(order[: n - f])
         w = np.zeros(n)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, _similarity
 
 DRAWS = ("uniform", "balanced")
 
@@ -71,7 +71,7 @@ class FLTrust:
             g0 = _ops.columnwise(_ops.median_block, x).to(x.device, x.dtype)
         g0 = g0.to(device=x.device, dtype=x.dtype)
         ref_bad = not bool(torch.isfinite(g0).all())
-        sq, bad = _ops.sq_norms(x)
+        sq, bad = _similarity.row_sq_norms(x)
         norms = np.sqrt(sq)
         n0 = float(torch.linalg.vector_norm(g0))
         if ref_bad or n0 == 0.0:

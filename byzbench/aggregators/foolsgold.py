@@ -68,11 +68,11 @@ class FoolsGold:
 
     def weights(self, h: Tensor) -> np.ndarray:
         """FoolsGold weights ``[n]`` from the histories ``h [n, d]`` (steps 1-3)."""
-        g, bad = _ops.gram(h)
+        dist, _, bad = _similarity.cosine_distances(h)
         # cos(H_i, H_j) with a zero diagonal (the authors' cosine_similarity - I): every
         # max below is >= 0, so the pardoning ratio never flips a sign. Bad and zero rows
         # have cosine 0 with everything.
-        cs = _similarity.cosine_from_gram(g, bad)
+        cs = 1.0 - dist
         n = cs.shape[0]
         np.fill_diagonal(cs, 0.0)
         v = cs.max(axis=1) if n else np.zeros(0)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, _similarity
 
 SPLITS = ("contiguous", "random")
 _AGG_CONF = Path(__file__).resolve().parents[1] / "conf" / "agg"
@@ -90,7 +90,7 @@ class GAS:
         n, d = x.shape
         f = self.f
         _ops.check_rows("gas", n, f < n, f"n > f (f={f})")
-        _, bad = _ops.sq_norms(x)
+        _, bad = _similarity.row_sq_norms(x)
         scores = np.zeros(n)
         for cols in self.groups(d, x.device):
             sub = x[:, cols]

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops as agg_ops
+from byzbench.aggregators import _similarity
 from byzbench.attacks._ops import empty_rows, honest_std, own_grads
 from byzbench.attacks.base import RoundContext, repeat_rows
 from byzbench.attacks.fang_krum import FangKrum
@@ -86,7 +87,7 @@ class FangPartial:
         k = max(1, min(ctx.n - f - 2, 2 * f - 1))
         for _ in range(self.max_halvings):
             view = torch.cat([repeat_rows(-lam * s, f), own])
-            d2, _, _ = agg_ops.sqdist(view)
+            d2, _, _ = _similarity.pairwise(view)
             chosen = int(np.argmin(agg_ops.krum_scores(d2, k))) < f
             if chosen or lam / 2 < self.threshold:
                 break
