@@ -23,7 +23,7 @@ _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 # Independent random streams, each seeded from (seed, stream id).
 STREAMS = {"dataset": 0, "partition": 1, "byz_ids": 2, "init": 3, "sampling": 4, "perm": 5,
-           "attack": 6, "agg": 7, "server": 8}
+           "attack": 6, "agg": 7, "query": 8, "server": 9}
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -123,6 +123,8 @@ def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
         rows = int(getattr(p, "n_out", rows))
         preaggs.append(p)
     rule = instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator)
+    require(not (getattr(rule, "needs_honest_row", False) and rows != n), "agg.pivot", "honest",
+            "a row of the workers' order: not after a pre-aggregator that changes the row count")
     return Pipeline(preaggs, rule)
 
 
@@ -143,15 +145,21 @@ def hold_out_root(agg_cfg: Any, data: Any,
 
 
 def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Any:
-    """The attack, optionally wrapped in the generic per-round scale tuner."""
+    """The attack, optionally wrapped in the generic per-round scale tuner. The key
+    ``server_randomness`` (any attack) sets what its pipeline queries may see."""
     node = _plain(attack_cfg)
     tune = node.pop("tune", None)
+    server_randomness = node.pop("server_randomness", False)
+    require(isinstance(server_randomness, bool), "attack.server_randomness",
+            server_randomness, "true or false")
     attack = instantiate_component(node, "attack", n=spec.n, f=spec.f,
                                    f_declared=spec.f_declared, num_classes=num_classes)
     if tune:
         extra = tune if isinstance(tune, dict) else {}
         attack = instantiate_component(
             {"_target_": "byzbench.attacks.tuning.Tuned", **extra}, "attack.tune", attack=attack)
+    if server_randomness:
+        attack.server_randomness = True
     return attack
 
 
@@ -230,6 +238,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         attack=attack, pipeline=pipeline, optimizer=optimizer, scheduler=scheduler,
         sampling_gen=make_generator(seed, "perm", device),
         attack_gen=make_generator(seed, "attack", device),
+        query_gen=make_generator(seed, "query"),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
         worker_momentum=float(cfg.worker_momentum), f_star=f_star, progress=bool(cfg.progress),
         grad_path=info["grad_path"],

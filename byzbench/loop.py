@@ -42,6 +42,7 @@ class Experiment:
     sampling_gen: torch.Generator
     attack_gen: torch.Generator
     rounds: int
+    query_gen: torch.Generator | None = None  # attacker's own randomness for queries
     eval_every: int = 10
     eval_train: bool = True
     worker_momentum: float = 0.0
@@ -123,6 +124,7 @@ def train(exp: Experiment) -> Result:
         if transform is not None and rows > n_h:
             Y = torch.cat([Y[:n_h], transform(Y[n_h:rows], data.num_classes), Y[rows:]])
         G, losses = grad_fn(theta, X, Y)
+        G_raw = G  # Byzantine rows without momentum (attack.byz_momentum = false)
         if exp.worker_momentum > 0:
             # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
             b = exp.worker_momentum
@@ -136,25 +138,36 @@ def train(exp: Experiment) -> Result:
             extra["grad_var_round0"] = float(((honest - gbar) ** 2).sum(1).mean())
             extra["grad_rel_var_round0"] = extra["grad_var_round0"] / max(
                 float(gbar.square().sum()), 1e-30)
+        # The server's row permutation (own stream) is drawn first so that the strongest
+        # attacker (server_randomness) can query in the server's row order.
+        perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
+        qs = 0 if exp.query_gen is None else int(
+            torch.randint(0, 2**62, (1,), generator=exp.query_gen))
+        byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw[:rows]
         # Server-side side information for rules that take it (FLTrust's root gradient,
-        # FoolsGold's row owners); attack queries see rows in worker order.
+        # FoolsGold's row owners); attack queries are not told row owners.
         observe = getattr(exp.pipeline.rule, "observe", None)
         if observe is not None:
             observe(server_grad=g_server, worker_ids=None)
         ctx = RoundContext(t=t, n=spec.n, f=f, f_declared=spec.f_declared,
                            pipeline=exp.pipeline, prev_aggregate=prev_u,
-                           byz_grads=G[n_h:] if rows > n_h else None, generator=exp.attack_gen)
+                           byz_grads=byz_rows[n_h:] if rows > n_h else None,
+                           generator=exp.attack_gen, perm=perm, query_seed=qs,
+                           server_randomness=bool(getattr(exp.attack, "server_randomness",
+                                                          False)))
         byz = exp.attack(honest, ctx) if f > 0 else honest.new_zeros((0, honest.shape[1]))
         if byz.shape != (f, honest.shape[1]):
             raise RuntimeError(
                 f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
-        perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
+        exp.pipeline.tell_honest_row(int(torch.argmin(perm)))  # oracle, if a rule asks
         ta = time.perf_counter()
         if observe is not None:  # the real aggregation: row k is worker perm[k]
             observe(server_grad=g_server, worker_ids=perm.cpu())
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
+        for k, v in exp.pipeline.stats().items():  # e.g. cclip_clipped
+            log.add(t + 1, "train", k, v)
         hmean = honest.mean(0)
         log.add(t + 1, "train", "loss", losses[:n_h].mean())
         log.add(t + 1, "train", "agg_error", torch.linalg.vector_norm(u - hmean))

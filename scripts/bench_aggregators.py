@@ -25,6 +25,7 @@ Examples::
     python scripts/bench_aggregators.py --n 30 --d 1e6                # one cell, all rules
     python scripts/bench_aggregators.py --rules krum median nnm --repeats 5
     python scripts/bench_aggregators.py --out docs/aggregators_bench.csv   # full grid
+    python scripts/bench_aggregators.py --n 30 --d 1e6 --offset 100   # close rows (centered)
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="stage names (conf/agg or conf/preagg option names); default all")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--byz-frac", type=float, default=0.2)
+    ap.add_argument("--offset", type=float, default=0.0,
+                    help="add one common vector of norm OFFSET x the rows' spread to every "
+                         "row (close rows: times the centered path of _ops.pairwise)")
     ap.add_argument("--devices", nargs="+", default=None, help="default: cpu (+ cuda if present)")
     ap.add_argument("--out", type=Path, default=None, help="CSV path (appended per row)")
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
@@ -185,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
                 x = torch.randn(n, d, generator=g).to(dev)
                 if f_target:
                     x[:f_target] = x[f_target:].mean(0) + 2.0
+                if args.offset:
+                    gv = torch.randn(d, generator=g).to(dev)
+                    x += gv / gv.norm() * args.offset * d**0.5
                 fns = floor_fns(x)
                 sort_variant = min((k for k in fns if k.startswith("sort")),
                                    key=lambda k: best_time(fns[k], 1, dev))

@@ -3,7 +3,8 @@
 Two kinds of kernels, chosen for speed on ``[n, d]`` with small ``n`` and large ``d``:
 
 * Distance-based rules need pairwise squared distances. They come from ONE Gram
-  matrix ``G = X X^T`` (a BLAS call, the floor of every distance-based rule):
+  matrix, of the rows centered on a central row when the raw one would lose precision
+  (:func:`pairwise`; distances to a single vector: :func:`sqdist_to`):
   ``D_ij = G_ii + G_jj - 2 G_ij``. Everything after the Gram matrix is ``n x n`` work,
   done in float64 numpy on the CPU (no kernel-launch overhead, exact enough); the only
   other ``d``-sized work is the final weighted combination ``w @ X``. No ``n x n x d``
@@ -19,9 +20,10 @@ gives them zero weight in combinations (their entries are never multiplied, so n
 cannot leak through ``0 * nan``). Coordinate-wise sorts place nan after ``+inf``
 (numpy and torch agree), i.e. a nan coordinate counts as the largest value.
 
-Precision note: distances from a float32 Gram matrix lose relative accuracy when
-``||x_i - x_j||^2`` is tiny compared with ``||x_i||^2 + ||x_j||^2`` (cancellation);
-the error is about ``1e-6 (||x_i||^2 + ||x_j||^2)``, the price of the fast kernel.
+Precision: distances are exact at every scale to about ``u (||x_i - r||^2 +
+||x_j - r||^2)`` with r a central row (u: unit roundoff of the input dtype), i.e.
+relative to the rows' spread, not their norm (see :func:`pairwise`; measured by
+``scripts/check_close_rows.py``, documented in docs/RULES.md).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -91,27 +93,219 @@ def check_rows(rule: str, n: int, ok: bool, need: str) -> None:
         raise ConfigError(f"{rule} received n={n} rows: it needs {need}")
 
 
-# --------------------------------------------------------------------------- Gram path
+# ----------------------------------------------------------------------- distances
+#
+# THE distance primitive of byzbench: every distance-based rule and pre-aggregator gets
+# its distances from :func:`pairwise` (all pairs) or :func:`sqdist_to` (rows to one
+# vector). Nothing else forms ||x||^2 + ||y||^2 - 2<x, y> from raw rows.
+#
+# Why centering: from a Gram matrix, D_ij = G_ii + G_jj - 2 G_ij carries an absolute
+# error of about u (||x_i||^2 + ||x_j||^2) (u = unit roundoff of the input dtype: 6e-8
+# in float32), so rows that are close relative to their norm (worker momentum, NNM
+# outputs, rows of norm 1e3 and spread 1e-2) get distances that are pure rounding. The
+# Gram matrix of the centered rows x_i - r has the same distances with an error of
+# about u (||x_i - r||^2 + ||x_j - r||^2): relative to the rows' spread when r is a
+# central row, as exact as computing ||x_i - x_j|| directly.
+
+# Columns of the probe that decides whether to center and on which row.
+_PROBE_COLS = 1024
 
 
-def gram(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Gram matrix of the rows of ``x`` as float64 numpy, plus the bad-row mask.
+class Pairwise(NamedTuple):
+    """All-pairs result of :func:`pairwise` (float64 numpy, on the CPU).
 
-    Returns ``(G [n, n], bad [n])``; ``G``'s rows/columns of bad rows are zeroed so no
-    nan leaks into later ``n x n`` algebra (callers use ``bad`` to exclude them).
+    * ``d2 [n, n]``: squared distances; bad rows are ``+inf`` from every row (their
+      own diagonal included), good rows 0 from themselves.
+    * ``gram [n, n]``: Gram matrix of the centered rows ``<x_i - r, x_j - r>``, rows
+      and columns of bad rows zeroed. Only translation-invariant quantities may be read
+      from it: distances, and ``||x_i - sum_j w_j x_j||`` for weights summing to 1
+      (:func:`sqdist_to_combo`).
+    * ``bad [n]``: non-finite rows (an inf/nan entry, or a squared norm that overflows
+      the input dtype).
+    * ``ref``: the index of the reference row r, or -1 when r = 0 (no centering).
     """
-    g = (x @ x.T).detach().to("cpu", torch.float64).numpy()
-    g = 0.5 * (g + g.T)  # BLAS may round G_ij and G_ji differently
-    bad = ~np.isfinite(np.diagonal(g))
+
+    d2: np.ndarray
+    gram: np.ndarray
+    bad: np.ndarray
+    ref: int
+
+
+def _unit_roundoff(x: Tensor) -> float:
+    return float(torch.finfo(x.dtype).eps) / 2 if x.dtype.is_floating_point else 0.0
+
+
+def _probe(x: Tensor) -> tuple[bool, int]:
+    """``(center, ref)``: whether the raw Gram matrix would lose precision, and the
+    most central row, both judged on ``_PROBE_COLS`` evenly spaced columns in float64.
+
+    Raw distances have a relative error of about ``u * ||x||^2 / D``; the rows are
+    centered when that exceeds float32's own rounding ``2^-24``, with ``||x||^2`` the
+    median squared row norm and ``D`` the median over rows of each row's squared
+    distance to its nearest other row (the finest structure a selection must resolve,
+    e.g. within a tight cluster; Byzantine duplicates can only push towards centering,
+    which is always exact). For float32 that means: center when rows are closer to
+    their nearest neighbour than to the origin; for float64, when 5e8 times closer.
+    ``ref`` minimizes each row's median squared distance to the others (a medoid: a
+    Byzantine row can be the reference only by sitting within the honest rows on the
+    probe's columns).
+    """
+    n, d = x.shape
+    k = min(d, _PROBE_COLS)
+    cols = torch.arange(k, device=x.device) * d // k
+    s = gather_cols(x, cols)
+    fin = np.flatnonzero(np.isfinite(s).all(axis=1))
+    if len(fin) < 2:
+        return False, -1
+    s = s[fin]
+    c = s - np.median(s, axis=0)
+    g = c @ c.T
+    sq = np.diagonal(g)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * g, 0.0)
+    d2 = np.nan_to_num(d2, nan=INF, posinf=INF)
+    np.fill_diagonal(d2, np.nan)
+    ref = int(fin[np.argmin(np.nanmedian(d2, axis=1))])
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = float(np.median(np.nanmin(d2, axis=1)))
+        norm2 = float(np.median((s * s).sum(axis=1)))
+    center = not (norm2 * _unit_roundoff(x) <= 2.0**-24 * scale)
+    return center, ref
+
+
+def _gram_np(g: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    g_np = g.detach().to("cpu", torch.float64).numpy()
+    g_np = 0.5 * (g_np + g_np.T)  # BLAS may round G_ij and G_ji differently
+    bad = ~np.isfinite(np.diagonal(g_np))
     if bad.any():
-        g[bad, :] = 0.0
-        g[:, bad] = 0.0
-    return g, bad
+        g_np[bad, :] = 0.0
+        g_np[:, bad] = 0.0
+    return g_np, bad
+
+
+# Columns per chunk of the centered kernels (about 2 MB of float32 at n = 30: the
+# difference block stays in cache between the subtraction and its product).
+_CENTER_ELEMS = 1 << 19
+
+
+def _centered_reduce(x: Tensor, v: Tensor, gram: bool) -> Tensor:
+    """Sum over column chunks of ``(X_c - v_c)(X_c - v_c)^T`` (``gram``, ``[n, n]``) or
+    of the squared row norms of ``X_c - v_c`` (``[n]``); each chunk's result is in the
+    input dtype (like any BLAS product), the chunks are summed in float64: one
+    read of ``x`` and no ``[n, d]`` temporary. On CPU (float32/64) the chunks are numpy
+    jobs on the thread pool (numpy releases the GIL; per-chunk torch calls wait for
+    intra-op threads on a busy machine), elsewhere a torch loop."""
+    n, d = x.shape
+    cols = max(1, _CENTER_ELEMS // max(1, n))
+    bounds = list(range(0, d, cols)) + [d]
+    if _numpy_ok(x):
+        a, vn = x.detach().numpy(), v.detach().to(x.dtype).numpy()
+
+        def job(i: int) -> np.ndarray:
+            with np.errstate(invalid="ignore", over="ignore"):
+                t = a[:, bounds[i]:bounds[i + 1]] - vn[bounds[i]:bounds[i + 1]]
+                if gram:
+                    return (t @ t.T).astype(np.float64)
+                return np.einsum("ij,ij->i", t, t).astype(np.float64)
+
+        parts = list(_pool().map(job, range(len(bounds) - 1)))
+        with np.errstate(invalid="ignore", over="ignore"):
+            return torch.from_numpy(np.sum(parts, axis=0))
+    acc = torch.zeros((n, n) if gram else (n,), dtype=torch.float64, device=x.device)
+    for i in range(len(bounds) - 1):
+        t = x[:, bounds[i]:bounds[i + 1]] - v[bounds[i]:bounds[i + 1]]
+        acc += (t @ t.T).to(torch.float64) if gram else t.to(torch.float64).square().sum(1)
+    return acc
+
+
+def centered_gram(x: Tensor, ref: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, bad)``: the Gram matrix ``<x_i - x_ref, x_j - x_ref>`` as float64 numpy
+    (``ref = -1``: the raw ``X X^T``, one BLAS call), and the bad-row mask (non-finite
+    diagonal; their rows and columns of G are zeroed so no nan leaks into later
+    ``n x n`` algebra). The centered product runs over column chunks
+    (:func:`_centered_reduce`)."""
+    if ref < 0:
+        return _gram_np(x @ x.T)
+    return _gram_np(_centered_reduce(x, x[ref], gram=True))
+
+
+def _row_medians(d2: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Each good row's median squared distance to the other good rows (inf for bad)."""
+    good = np.flatnonzero(~bad)
+    out = np.full(d2.shape[0], INF)
+    if len(good) >= 2:
+        sub = d2[np.ix_(good, good)].copy()
+        np.fill_diagonal(sub, np.nan)
+        out[good] = np.nanmedian(sub, axis=1)
+    return out
+
+
+def pairwise(x: Tensor) -> Pairwise:
+    """Squared distances between all rows of ``x [n, d]``, exact at every scale.
+
+    Algorithm (one Gram matrix in the common case):
+
+    1. probe (:func:`_probe`, ``n x 1024`` float64 work): would the raw Gram lose
+       precision, and which row is most central?
+    2. no: ``G = X X^T`` (one BLAS call, the floor of distance-based rules);
+       yes: ``G = (X - x_r)(X - x_r)^T`` over column chunks, r the probe's medoid.
+    3. a centered result is checked: if r's median distance to the rows exceeds 4 times
+       the smallest one (r was central only on the probe's columns), the Gram is redone
+       around the row that is central in full dimension; if more than half the rows
+       came back non-finite (r is non-finite off the probe's columns, or overflows
+       against them), the reference is re-chosen from the raw Gram matrix (which is
+       kept if centering still loses rows).
+
+    Error: about ``u (||x_i - r||^2 + ||x_j - r||^2)`` on ``D_ij`` (u: the input's unit
+    roundoff), i.e. relative to the rows' spread, not their norm. Everything after the
+    Gram matrix is ``n x n`` float64 numpy work.
+    """
+    center, ref = _probe(x)
+    if not center:
+        ref = -1
+    g, bad = centered_gram(x, ref)
+    d2 = sqdist_from_gram(g, bad)
+    if ref >= 0:
+        n = x.shape[0]
+        if int(bad.sum()) > n // 2:  # r is non-finite off the probe, or overflows
+            g_raw, bad_raw = centered_gram(x, -1)
+            if bad_raw.sum() < bad.sum():
+                d2_raw = sqdist_from_gram(g_raw, bad_raw)
+                ref = int(np.argmin(_row_medians(d2_raw, bad_raw)))
+                g, bad = centered_gram(x, ref)
+                if bad.sum() > bad_raw.sum():
+                    return Pairwise(d2_raw, g_raw, bad_raw, -1)
+                d2 = sqdist_from_gram(g, bad)
+        med = _row_medians(d2, bad)
+        best = int(np.argmin(med))
+        if np.isfinite(med[best]) and not med[ref] <= 4.0 * med[best]:
+            ref = best
+            g, bad = centered_gram(x, ref)
+            d2 = sqdist_from_gram(g, bad)
+    return Pairwise(d2, g, bad, ref)
+
+
+def sqdist_to(x: Tensor, v: Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(||x_i - v||^2 [n], bad [n])`` computed directly (``v = None``: squared row
+    norms), as float64 numpy; ``bad`` marks rows whose result is not finite, and their
+    distance is ``+inf``.
+
+    Direct differences over column chunks (:func:`_centered_reduce`): exact at every
+    scale, for centers that are not combinations of the rows (cclip's and MoNNA's
+    previous aggregate, a pivot row).
+    """
+    if v is None:
+        sq = to_np(torch.linalg.vector_norm(x, dim=1)) ** 2
+    else:
+        sq = to_np(_centered_reduce(x, v.to(device=x.device, dtype=x.dtype), gram=False))
+    bad = ~np.isfinite(sq)
+    return np.where(bad, INF, sq), bad
 
 
 def sqdist_from_gram(g: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """Pairwise squared distances ``[n, n]`` from a Gram matrix; bad rows are ``+inf``
-    away from every row (diagonal included), good rows are 0 from themselves."""
+    """Pairwise squared distances ``[n, n]`` from a (centered, see :func:`pairwise`)
+    Gram matrix; bad rows are ``+inf`` away from every row (diagonal included), good
+    rows are 0 from themselves."""
     sq = np.diagonal(g)
     with np.errstate(invalid="ignore", over="ignore"):
         d2 = sq[:, None] + sq[None, :] - 2.0 * g
@@ -129,28 +323,16 @@ def to_np(t: Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-def sq_norms(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Squared row norms ``[n]`` (float64 numpy) and the bad-row mask (non-finite or
-    overflowing rows, whose squared norm is not finite), in one pass over ``x``."""
-    sq = to_np(torch.linalg.vector_norm(x, dim=1)) ** 2
-    bad = ~np.isfinite(sq)
-    return np.where(bad, 0.0, sq), bad
-
-
-def sqdist(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(D [n, n], G [n, n], bad [n])``: squared distances from one Gram matrix."""
-    g, bad = gram(x)
-    return sqdist_from_gram(g, bad), g, bad
-
-
 def sqdist_to_combo(g: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``||x_i - sum_j w_j x_j||^2`` for every row ``i`` (``[n]``), from the Gram matrix.
+    """``||x_i - sum_j w_j x_j||^2`` for every row ``i`` (``[n]``), from the centered
+    Gram matrix of :func:`pairwise`. The weights must sum to 1 (then the expression is
+    translation invariant and the centering cancels).
 
     ``w`` may be ``[n]`` or ``[k, n]`` (then the result is ``[k, n]``: row ``a`` holds
     the distances from every ``x_i`` to combination ``a``).
     """
-    gw = w @ g  # [.., n]: <x_i, v>
-    vv = np.einsum("...i,...i->...", gw, w)  # ||v||^2
+    gw = w @ g  # [.., n]: <x_i - r, v - r>
+    vv = np.einsum("...i,...i->...", gw, w)  # ||v - r||^2
     d2 = np.diagonal(g) - 2.0 * gw + np.asarray(vv)[..., None]
     return np.maximum(d2, 0.0)
 

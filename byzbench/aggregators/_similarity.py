@@ -16,30 +16,19 @@ from torch import Tensor
 
 from byzbench.aggregators import _ops
 
-_NEW = hasattr(_ops, "pairwise")  # the centered distance primitive (rules branch)
-
 
 def row_sq_norms(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """``(||x_i||^2 [n], bad [n])``, 0 for bad rows."""
-    if _NEW:
-        sq, bad = _ops.sqdist_to(x)
-        return np.where(bad, 0.0, sq), bad
-    return _ops.sq_norms(x)
+    sq, bad = _ops.sqdist_to(x)
+    return np.where(bad, 0.0, sq), bad
 
 
 def pairwise(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(D [n, n], G [n, n], bad [n])``: squared distances, and a Gram matrix of the
-    rows minus one common vector (read only translation-invariant quantities from it)."""
-    if _NEW:
-        pw = _ops.pairwise(x)
-        return pw.d2, pw.gram, pw.bad
-    good = ~row_sq_norms(x)[1]
-    if good.any() and not good.all():
-        c = x.index_select(0, torch.as_tensor(np.flatnonzero(good), device=x.device)).mean(0)
-    else:
-        c = x.mean(0) if good.any() else torch.zeros_like(x[0])
-    g, bad = _ops.gram(x - c)
-    return _ops.sqdist_from_gram(g, bad), g, bad
+    """``(D [n, n], G [n, n], bad [n])`` from ``_ops.pairwise``: squared distances, and
+    the Gram matrix of the rows minus one central row (read only translation-invariant
+    quantities from it)."""
+    pw = _ops.pairwise(x)
+    return pw.d2, pw.gram, pw.bad
 
 
 def centered_gram(x: Tensor) -> tuple[np.ndarray, np.ndarray]:

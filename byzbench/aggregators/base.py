@@ -13,6 +13,14 @@ Optional attributes a stage may set after each call (read by the run for metrics
 * ``last_mixing: Tensor[n_out, n_in] | None`` (pre-aggregators) - output rows as
   linear combinations of input rows (bucketing, NNM); ``None`` means row-preserving
   (row i out comes from row i in, e.g. clipping).
+* ``last_stats: dict[str, float]`` (any stage) - per-call diagnostics the run logs as
+  ``train`` metrics under these names (e.g. cclip's ``cclip_clipped``, the fraction of
+  rows it clipped); names carry the stage's name so stages cannot collide.
+
+Oracle input: a rule with ``needs_honest_row`` true (MoNNA's ``pivot: honest``) reads
+``honest_row``, the index of one honest row of its input, which the run sets through
+:meth:`Pipeline.tell_honest_row` before each aggregation (knowledge a real server lacks;
+documented as such where it is used).
 
 State: stateful stages (e.g. centered clipping's center) keep state as attributes and
 *reassign* them rather than mutating tensors in place, so ``Pipeline.query`` can
@@ -49,8 +57,10 @@ class Pipeline:
     """Pre-aggregators applied in order, then one rule: ``[n, d] -> [d]``.
 
     ``pipeline(x)`` is the real server aggregation (updates stateful stages);
-    ``pipeline.query(x)`` is what an omniscient attacker may evaluate: the same
-    computation with every stage's attributes and generator states restored after.
+    ``pipeline.query(x, seed)`` is what an omniscient attacker may evaluate: the same
+    computation with every stage's attributes and generator states restored after,
+    drawing from the server's generators (``seed=None``) or from the attacker's own
+    (``seed``; see ``RoundContext.query``, which decides).
     """
 
     def __init__(
@@ -69,13 +79,27 @@ class Pipeline:
         return self.rule(x)
 
     @contextmanager
-    def frozen(self):
-        """Restore every stage's attributes and generator states on exit."""
+    def frozen(self, seed: int | None = None):
+        """Restore every stage's attributes and generator states on exit.
+
+        ``seed=None``: stages draw from the server's own generators (the strongest
+        attacker: a query sees exactly the draws the real call will make next).
+        ``seed=s``: for the duration of the block each distinct server generator is
+        replaced by a fresh one seeded ``s`` on the same device (the attacker's own
+        randomness: it neither sees nor advances the server's draws)."""
         saved = []
         for s in self.stages:
             attrs = dict(vars(s)) if hasattr(s, "__dict__") else {}
             gens = {k: v.get_state() for k, v in attrs.items() if isinstance(v, torch.Generator)}
             saved.append((s, attrs, gens))
+        if seed is not None:
+            own: dict[int, torch.Generator] = {}
+            for s, attrs, gens in saved:
+                for k in gens:
+                    g = attrs[k]
+                    if id(g) not in own:
+                        own[id(g)] = torch.Generator(device=g.device).manual_seed(int(seed))
+                    setattr(s, k, own[id(g)])
         try:
             yield self
         finally:
@@ -86,10 +110,25 @@ class Pipeline:
                 for k, st in gens.items():
                     attrs[k].set_state(st)
 
-    def query(self, x: Tensor) -> Tensor:
-        """Aggregate ``x`` without changing any stage's state."""
-        with self.frozen():
+    def query(self, x: Tensor, seed: int | None = None) -> Tensor:
+        """Aggregate ``x`` without changing any stage's state (``seed``: see
+        ``frozen``; None = the server's randomness)."""
+        with self.frozen(seed):
             return self(x)
+
+    def stats(self) -> dict[str, float]:
+        """Every stage's ``last_stats`` of the last call, merged."""
+        out: dict[str, float] = {}
+        for s in self.stages:
+            out.update(getattr(s, "last_stats", None) or {})
+        return out
+
+    def tell_honest_row(self, row: int) -> None:
+        """Name one honest row of the pipeline's input to rules that need it (oracle
+        knowledge, see the module docstring). Row identities survive only
+        row-preserving pre-aggregators; ``build_pipeline`` refuses the others."""
+        if getattr(self.rule, "needs_honest_row", False):
+            self.rule.honest_row = int(row)
 
     def row_weights(self, n: int) -> Tensor | None:
         """Weight each of the ``n`` pipeline-input rows received in the last output, by

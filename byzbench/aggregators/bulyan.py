@@ -69,7 +69,7 @@ class Bulyan:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
-        d2, _, _ = _ops.sqdist(x)
+        d2 = _ops.pairwise(x).d2
         sel = self.select(d2)
         beta = len(sel) - 2 * f
         rows = np.asarray(sel)

@@ -35,7 +35,11 @@ class CAF:
     no random start is needed, so the rule is deterministic without a generator (the
     paper and ByzFL use a randomly started power method that approximates the same
     eigenpair). The normalizing max runs over rows still in play
-    (:math:`c_j > 0`). Non-finite rows start with weight 0.
+    (:math:`c_j > 0`). The loop stops early when :math:`\lambda \le 10^{-12}
+    \mathrm{tr}\,\Sigma_1` (:math:`\Sigma_1` the first round's covariance: the rows
+    in play coincide up to rounding; relative, so the rule is the same at every
+    gradient scale). The Gram matrix is the centered one of
+    ``_ops.pairwise`` (exact for close rows). Non-finite rows start with weight 0.
 
     Args:
         n: rows it will receive (injected). Needs ``2f < n``.
@@ -62,7 +66,7 @@ class CAF:
         if c.sum() == 0:
             return c
         best_lam, best_p = np.inf, c / c.sum()
-        rounds = 0
+        rounds, scale = 0, 0.0
         while c.sum() > n - 2 * self.f:  # at most n rounds: each zeroes a weight
             rounds += 1
             p = c / c.sum()
@@ -73,8 +77,10 @@ class CAF:
             lam, u = float(evals[-1]), evecs[:, -1]
             if lam < best_lam:
                 best_lam, best_p = lam, p
-            if lam <= 1e-12 * max(1.0, float(np.trace(k))):
-                break  # all rows in play coincide: nothing left to filter
+            if rounds == 1:
+                scale = float(evals.sum())  # trace of the first covariance: the data's scale
+            if not lam > 1e-12 * scale:
+                break  # all rows in play coincide (relative floor: scale-free)
             tau = (k @ (r * u)) ** 2 / lam
             tau_max = tau[c > 0].max()
             c = np.where(c > 0, c * (1.0 - tau / tau_max), 0.0)
@@ -87,7 +93,7 @@ class CAF:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("caf", n, 2 * f < n, f"2f < n (f={f})")
-        g, bad = _ops.gram(x)
+        _, g, bad, _ = _ops.pairwise(x)
         p = self.weights(g, bad)
         if p.sum() == 0:
             self.last_weights = None

@@ -25,7 +25,9 @@ class DnC:
     The scores come from the ``n x n`` centered Gram matrix K of the subsample:
     :math:`s_i = \lambda u_i^2` for its top eigenpair :math:`(\lambda, u)` (identical to
     the SVD route). Ties keep the lower row index. If the intersection is empty (the
-    paper does not say what to do) the first iteration's set is used. Rows non-finite
+    paper does not say what to do) the first iteration's set is used
+    (``on_empty: first``), or the union of the iterations' sets (``on_empty: union``,
+    FL-Byzantine-Library's choice). Rows non-finite
     on the sampled coordinates score ``+inf`` (removed first); a selected row that is
     non-finite elsewhere is dropped from the average afterwards. The subsample is drawn
     from the generator's stream so results are reproducible given the seed. With
@@ -37,6 +39,7 @@ class DnC:
         niters: iterations, >= 1.
         c: filtering fraction: ``floor(c f)`` rows removed per iteration, > 0.
         b: subsampled dimension, >= 1.
+        on_empty: ``first`` | ``union``, when the intersection is empty.
         generator: seeded torch.Generator (injected); ``None`` uses a private one
             seeded 0.
 
@@ -48,11 +51,13 @@ class DnC:
     """
 
     def __init__(self, n: int, f: int, niters: int = 5, c: float = 1.0, b: int = 10000,
-                 generator: torch.Generator | None = None):
+                 on_empty: str = "first", generator: torch.Generator | None = None):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(niters >= 1, "agg.niters", niters, "niters >= 1")
         require(c > 0, "agg.c", c, "c > 0")
         require(b >= 1, "agg.b", b, "b >= 1")
+        require(on_empty in ("first", "union"), "agg.on_empty", on_empty, "first or union")
+        self.on_empty = on_empty
         require(n > int(c * f), "agg.f", f, f"dnc needs n > floor(c f) (n={n}, c={c})")
         self.n, self.f, self.niters, self.c, self.b = n, f, niters, c, b
         if generator is None:
@@ -67,6 +72,7 @@ class DnC:
         remove = int(self.c * self.f)
         _ops.check_rows("dnc", n, n > remove, f"n > floor(c f) = {remove}")
         good_set = np.ones(n, dtype=bool)
+        union = np.zeros(n, dtype=bool)
         first = None
         # With b >= d every iteration sees the same coordinates: one is enough.
         for _ in range(self.niters if self.b < d else 1):  # n x n work on a subsample
@@ -89,8 +95,9 @@ class DnC:
             kept &= ~bad_s
             first = kept if first is None else first
             good_set &= kept
+            union |= kept
         if not good_set.any():
-            good_set = first
+            good_set = first if self.on_empty == "first" else union
         out = self._average(x, good_set, None)
         if not _ops.all_finite(out):  # a selected row is non-finite off the sample
             bad = ~np.isfinite(_ops.to_np(x.sum(dim=1)))

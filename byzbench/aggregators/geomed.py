@@ -9,73 +9,103 @@ from torch import Tensor
 from byzbench import require
 from byzbench.aggregators import _ops
 
+INITS = ("mean", "zero")
+
 
 class GeoMed:
     r"""Approximate geometric median :math:`\arg\min_v \sum_i \alpha_i \|v - x_i\|`
     (uniform :math:`\alpha_i = 1/n`) by the smoothed Weiszfeld iteration of RFA:
 
     .. math:: v^{(r+1)} = \frac{\sum_i \beta_i x_i}{\sum_i \beta_i}, \qquad
-        \beta_i = \frac{\alpha_i}{\max(\nu, \|v^{(r)} - x_i\|)},
+        \beta_i = \frac{\alpha_i}{\max(\nu_{\rm eff}, \|v^{(r)} - x_i\|)},
 
-    started at the mean and stopped when a step moves v by at most ``tol`` times the
-    median distance from v to the rows, or after ``max_iter`` iterations. RFA stops on
-    the relative change of the objective :math:`\sum_i \alpha_i \|v - x_i\|`, but
-    far outliers dominate that sum and stop the iteration early (a 1e6 outlier made
-    it stop about 0.3 away from the median of unit-scale rows); the step relative to
-    the median distance is scale-free and unaffected by outliers.
+    started at ``init`` (the mean, or zero as in epfml's RFA) and stopped when a step
+    moves v by at most ``tol`` times the median distance from v to the rows, or after
+    ``max_iter`` iterations (``tol = 0``: exactly ``max_iter``, e.g. RFA's T = 3 or 8).
+    RFA stops on the relative change of the objective, but far outliers dominate that
+    sum and stop the iteration early (a 1e6 outlier made it stop about 0.3 away from
+    the median of unit-scale rows); the step relative to the median distance is
+    scale-free and unaffected by outliers.
 
-    Every iterate is a convex combination :math:`v = \sum_j c_j x_j`, so the whole
-    iteration runs on the ``n x n`` Gram matrix
-    (:math:`\|x_i - v\|^2 = G_{ii} - 2 (Gc)_i + c^\top G c`) and touches the
-    ``[n, d]`` data twice: one Gram matrix, one final combination. Non-finite rows get
-    weight 0 (they are infinitely far, so :math:`\beta_i = 0`).
+    Smoothing: :math:`\nu_{\rm eff} = \nu \cdot s` with s the median distance of
+    the finite rows to the starting point (scale-free, default), or
+    :math:`\nu_{\rm eff} = \nu` when ``absolute_nu`` (RFA's code and ByzFL: nu = 0.1
+    in gradient-norm units).
+
+    Every iterate after the start is a convex combination :math:`v = \sum_j c_j x_j`, so
+    the iteration runs on the ``n x n`` centered Gram matrix of ``_ops.pairwise``
+    (:math:`\|x_i - v\|^2 = G_{ii} - 2 (Gc)_i + c^\top G c`, translation invariant since
+    the c sum to 1, so its error is relative to the rows' spread, like a direct
+    :math:`\|x_i - v\|`) and touches the ``[n, d]`` data twice: one Gram matrix, one
+    final combination (plus one norm pass when starting at zero, whose distances are
+    computed directly). Non-finite rows get weight 0.
 
     Args:
         n: rows it will receive (injected; needs n >= 1).
         f: declared Byzantine count (injected; unused: breakdown point 1/2).
-        nu: smoothing, > 0 (avoids division by zero when v hits a row).
+        nu: smoothing, > 0 (relative to s unless ``absolute_nu``).
         tol: step tolerance relative to the median row distance, >= 0.
         max_iter: maximum Weiszfeld iterations, >= 1.
+        init: ``mean`` | ``zero``.
+        absolute_nu: read ``nu`` in gradient-norm units (not scale-free).
 
     ``last_weights [n]`` holds the final coefficients :math:`c` (they sum to 1).
+    ``last_stats``: ``geomed_iterations``.
 
     Reference: K. Pillutla, S. M. Kakade, Z. Harchaoui, "Robust Aggregation for
     Federated Learning", IEEE Trans. Signal Processing 2022 (RFA, Algorithm 2).
     """
 
     def __init__(self, n: int = 1, f: int = 0, nu: float = 1e-6, tol: float = 1e-6,
-                 max_iter: int = 100):
+                 max_iter: int = 100, init: str = "mean", absolute_nu: bool = False):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(nu > 0, "agg.nu", nu, "nu > 0")
         require(tol >= 0, "agg.tol", tol, "tol >= 0")
         require(max_iter >= 1, "agg.max_iter", max_iter, "max_iter >= 1")
+        require(init in INITS, "agg.init", init, f"one of {', '.join(INITS)}")
         self.n, self.f, self.nu, self.tol, self.max_iter = n, f, nu, tol, max_iter
+        self.init, self.absolute_nu = init, bool(absolute_nu)
         self.last_weights: Tensor | None = None
         self.last_iterations = 0
+        self.last_stats: dict[str, float] = {}
 
     @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]
         _ops.check_rows("geomed", n, n >= 1, "n >= 1")
-        g, bad = _ops.gram(x)
+        _, g, bad, _ = _ops.pairwise(x)
         good = ~bad
         if not good.any():
             self.last_weights = None
             return x.mean(dim=0)
         alpha = good / good.sum()
         c = alpha.copy()
+        if self.init == "zero":
+            sq0, _ = _ops.sqdist_to(x)
+            dist = np.sqrt(np.where(good, sq0, 0.0))
+        else:
+            dist = np.sqrt(_ops.sqdist_to_combo(g, c))
+        nu = self.nu if self.absolute_nu else self.nu * float(np.median(dist[good]))
         iters = 0
         while iters < self.max_iter:  # iterations on n x n quantities only
+            if iters:
+                dist = np.sqrt(_ops.sqdist_to_combo(g, c))
             iters += 1
-            dist = np.sqrt(_ops.sqdist_to_combo(g, c))
-            beta = np.where(good, alpha / np.maximum(self.nu, dist), 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                beta = np.where(good, alpha / np.maximum(nu, dist), 0.0)
+            if not np.isfinite(beta).all():  # v sits on a row and nu = 0 (s = 0)
+                beta = np.where(good & (dist <= 0.0), 1.0, 0.0)
             c_new = beta / beta.sum()
+            if iters == 1 and self.init == "zero":
+                c = c_new
+                continue
             dc = c_new - c
             step = float(np.sqrt(max(dc @ g @ dc, 0.0)))  # ||v_new - v_old||
             c = c_new
             if step <= self.tol * float(np.median(dist[good])):
                 break
         self.last_iterations = iters
+        self.last_stats = {"geomed_iterations": float(iters)}
         self.last_weights = torch.as_tensor(c, dtype=x.dtype).to(x.device)
         return _ops.combine(x, c, bad)

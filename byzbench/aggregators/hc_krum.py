@@ -32,7 +32,8 @@ class HCKrum:
 
     The seesaw paper names this defense but its equations are not available;
     this is byzbench's reading (see REFERENCE.md). Distances come from one Gram
-    matrix; the representatives' distances are :math:`M G M^\top`-derived, so the
+    matrix (``_ops.pairwise``, centered); the representatives' distances are
+    :math:`M G M^\top`-derived (membership rows sum to 1, so centering cancels), so the
     ``[n, d]`` data is read twice (Gram matrix and final combination).
 
     Args:
@@ -94,7 +95,7 @@ class HCKrum:
         n = x.shape[0]
         kmin = 2 * self.fc + 3
         _ops.check_rows("hc_krum", n, n >= kmin, f"n >= 2f_c + 3 = {kmin}")
-        d2, g, bad = _ops.sqdist(x)
+        d2, g, bad, _ = _ops.pairwise(x)
         good = np.flatnonzero(~bad)
         fc = max(0, self.fc - int(bad.sum()))
         lab = self.clusters(d2[np.ix_(good, good)], 2 * fc + 3)
@@ -103,9 +104,8 @@ class HCKrum:
         memb[lab, good] = 1.0
         memb /= memb.sum(axis=1, keepdims=True)
         if k >= 3:
-            gr = memb @ g @ memb.T
-            sq = np.diagonal(gr)
-            dr = np.maximum(sq[:, None] + sq[None, :] - 2.0 * gr, 0.0)
+            gr = memb @ g @ memb.T  # centered Gram of the cluster means
+            dr = _ops.sqdist_from_gram(gr, np.zeros(k, dtype=bool))
             fc = min(fc, (k - 3) // 2)
             a = int(np.argmin(_ops.krum_scores(dr, k - fc - 2)))
         else:  # fewer than 3 finite rows: no Krum possible, take the largest cluster

@@ -24,6 +24,8 @@ class Krum:
     Args:
         n: rows it will receive (injected). Needs ``n >= 2f + 3``.
         f: declared Byzantine count (injected).
+        k_offset: neighbours scored = ``n - f - k_offset``: 2 (the paper, Flower, epfml,
+            FLB) or 1 (ByzFL's ``sort(...)[:, 1:n-f]``, ByzantineMomentum).
 
     ``last_weights [n]`` is one-hot on the selected row.
 
@@ -31,10 +33,11 @@ class Krum:
     Learning with Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017.
     """
 
-    def __init__(self, n: int, f: int):
+    def __init__(self, n: int, f: int, k_offset: int = 2):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(n >= 2 * f + 3, "agg.f", f, f"krum needs n >= 2f + 3 (n={n})")
-        self.n, self.f = n, f
+        require(k_offset in (1, 2), "agg.k_offset", k_offset, "1 (ByzFL, BM) or 2 (paper)")
+        self.n, self.f, self.k_offset = n, f, k_offset
         self.last_weights: Tensor | None = None
 
     @_ops.single_blas
@@ -42,7 +45,7 @@ class Krum:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("krum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
-        d2, _, _ = _ops.sqdist(x)
-        i = int(np.argmin(_ops.krum_scores(d2, n - f - 2)))
+        d2 = _ops.pairwise(x).d2
+        i = int(np.argmin(_ops.krum_scores(d2, n - f - self.k_offset)))
         self.last_weights = _ops.one_hot(n, [i], x)
         return x[i].clone()

@@ -106,7 +106,7 @@ class MDA:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("mda", n, 2 * f < n, f"2f < n (f={f})")
-        d2, _, bad = _ops.sqdist(x)
+        d2, _, bad, _ = _ops.pairwise(x)
         # Squared distances order subsets like distances; a huge finite stand-in for inf
         # keeps the distance sums used for branch ordering finite.
         keep = self.subset(np.where(np.isinf(d2), 1e300, d2))

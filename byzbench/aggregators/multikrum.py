@@ -24,7 +24,9 @@ class MultiKrum:
     Args:
         n: rows it will receive (injected). Needs ``n >= 2f + 3``.
         f: declared Byzantine count (injected).
-        m: rows averaged; ``None`` means ``n - f`` (the common choice).
+        m: rows averaged; ``None`` means ``n - f`` (the common choice, ByzFL).
+        k_offset: neighbours scored = ``n - f - k_offset``: 2 (the paper, Flower, epfml,
+            FLB) or 1 (ByzFL, ByzantineMomentum).
 
     ``last_weights [n]`` is ``1/m`` on the selected rows.
 
@@ -32,11 +34,12 @@ class MultiKrum:
     Learning with Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017.
     """
 
-    def __init__(self, n: int, f: int, m: int | None = None):
+    def __init__(self, n: int, f: int, m: int | None = None, k_offset: int = 2):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(n >= 2 * f + 3, "agg.f", f, f"multikrum needs n >= 2f + 3 (n={n})")
         require(m is None or 1 <= m <= n, "agg.m", m, f"null or 1 <= m <= n (n={n})")
-        self.n, self.f, self.m = n, f, m
+        require(k_offset in (1, 2), "agg.k_offset", k_offset, "1 (ByzFL, BM) or 2 (paper)")
+        self.n, self.f, self.m, self.k_offset = n, f, m, k_offset
         self.last_weights: Tensor | None = None
 
     @_ops.single_blas
@@ -45,8 +48,8 @@ class MultiKrum:
         n, f = x.shape[0], self.f
         _ops.check_rows("multikrum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
         m = min(n - f if self.m is None else self.m, n)
-        d2, _, bad = _ops.sqdist(x)
-        scores = _ops.krum_scores(d2, n - f - 2)
+        d2, _, bad, _ = _ops.pairwise(x)
+        scores = _ops.krum_scores(d2, n - f - self.k_offset)
         scores[bad] = np.inf
         idx = _ops.stable_smallest(scores, min(m, int((~bad).sum()) or m))
         w = np.zeros(n)

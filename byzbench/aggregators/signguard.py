@@ -16,10 +16,13 @@ class SignGuard:
     1. Norm filter: with :math:`M = \mathrm{median}_i \|x_i\|`, keep
        :math:`S_1 = \{i : L \le \|x_i\| / M \le R\}`.
     2. Sign clustering: on a random subset of ``ceil(frac * d)`` coordinates (the run's
-       seeded generator), each row's features are the fractions of positive, zero and
-       negative entries; MeanShift (bandwidth estimated from the features, bin seeding,
-       as in the authors' code with sklearn; re-implemented here in numpy, see
-       :func:`mean_shift`) clusters the rows and :math:`S_2` is the largest cluster.
+       seeded generator; ``sampling: block``: one contiguous block at a random start,
+       as the authors' code does), each row's features are the fractions of positive,
+       zero and negative entries (``normalize``: each feature divided by its maximum
+       over the rows, as the authors' code does); MeanShift (bandwidth estimated from
+       the features, bin seeding, as in the authors' code with sklearn; re-implemented
+       here in numpy, see :func:`mean_shift`) clusters the rows and :math:`S_2` is the
+       largest cluster.
     3. Output :math:`\frac{1}{|S|} \sum_{i \in S} x_i \min(1, M / \|x_i\|)` with
        :math:`S = S_1 \cap S_2`.
 
@@ -36,6 +39,8 @@ class SignGuard:
         lower: L, the lower norm ratio, >= 0.
         upper: R, the upper norm ratio, > L.
         frac: fraction of coordinates used for the sign statistics, in (0, 1].
+        sampling: ``random`` (the paper: a random subset) | ``block`` (authors' code).
+        normalize: divide each sign feature by its maximum over rows (authors' code).
         generator: seeded torch.Generator (injected); ``None`` uses a private one
             seeded 0.
 
@@ -48,11 +53,14 @@ class SignGuard:
     """
 
     def __init__(self, n: int = 1, f: int = 0, lower: float = 0.1, upper: float = 3.0,
-                 frac: float = 0.1, generator: torch.Generator | None = None):
+                 frac: float = 0.1, sampling: str = "random", normalize: bool = False,
+                 generator: torch.Generator | None = None):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(lower >= 0, "agg.lower", lower, "lower >= 0")
         require(upper > lower, "agg.upper", upper, f"upper > lower (lower={lower})")
         require(0 < frac <= 1, "agg.frac", frac, "0 < frac <= 1")
+        require(sampling in ("random", "block"), "agg.sampling", sampling, "random or block")
+        self.sampling, self.normalize = sampling, bool(normalize)
         self.n, self.f, self.lower, self.upper, self.frac = n, f, lower, upper, frac
         if generator is None:
             generator = torch.Generator().manual_seed(0)
@@ -86,10 +94,20 @@ class SignGuard:
             ratio = norms / med if med > 0 else np.where(norms > 0, np.inf, 1.0)
         s1 = finite & (ratio >= self.lower) & (ratio <= self.upper)
         k = max(1, int(np.ceil(self.frac * d)))
-        a = _ops.gather_cols(x, _ops.sample_columns(d, k, self.generator, x.device))
+        if self.sampling == "block":  # authors' code: one contiguous block at a random start
+            gen = self.generator
+            start = int(torch.randint(0, max(1, d - k + 1), (1,), generator=gen,
+                                      device=gen.device))
+            cols = torch.arange(start, min(d, start + k), device=x.device)
+        else:
+            cols = _ops.sample_columns(d, k, self.generator, x.device)
+        a = _ops.gather_cols(x, cols)
         pos = np.count_nonzero(a > 0, axis=1) / k
         zero = np.count_nonzero(a == 0, axis=1) / k
         feat = np.stack([pos, zero, 1.0 - pos - zero], axis=1)  # nan compares False
+        if self.normalize:  # authors' code: each feature divided by its maximum over rows
+            top = feat[finite].max(axis=0)
+            feat = feat / np.where(top > 0, top, 1.0)
         s2 = np.zeros(n, dtype=bool)
         rows = np.flatnonzero(finite)
         s2[rows] = self._largest_cluster(feat[rows])

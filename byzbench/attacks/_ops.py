@@ -1,8 +1,17 @@
-"""Shared math for attacks: honest statistics, closed-form stealth bounds and the line
-searches adaptive attacks run on the real aggregation pipeline.
+"""Shared math for attacks: honest statistics, the scale-free length unit, closed-form
+stealth bounds and the keep-test search of finite_norm (the line maximizer of adaptive
+and tuned attacks is ``byzbench.attacks.search.maximize``).
 
-Everything here is vectorized over workers (rows); the only Python loops are over
-*candidate scales* in a line search, each candidate being one pipeline evaluation.
+API for attack authors (stable):
+
+* ``length_unit(honest, unit, pivot) -> float`` and ``UNITS``: every attack parameter
+  that is a *length* is multiplied by this unit, so the attack is scale-free
+  (``attack(c H) = c attack(H)``) unless the user picks ``unit: absolute``;
+  ``check_unit(unit)`` validates the option.
+* ``search.maximize(objective, lo, hi, budget, method)``: the one line maximizer.
+* ``RoundContext.query(x, weights=...)``: the real pipeline, honest-first rows.
+
+Everything here is vectorized over workers (rows).
 """
 
 from __future__ import annotations
@@ -17,6 +26,35 @@ from torch import Tensor
 from byzbench import require
 
 _TINY = 1e-12
+
+
+UNITS = ("spread", "pivot_norm", "absolute")
+
+
+def check_unit(unit: str, where: str = "attack.unit") -> None:
+    """Validate a length-unit option."""
+    require(unit in UNITS, where, unit, f"one of {UNITS}")
+
+
+def length_unit(honest: Tensor, unit: str, pivot: Tensor | None = None) -> float:
+    """The length one unit of an attack parameter stands for this round:
+
+    * ``spread``: the mean distance of the honest gradients to their mean,
+      ``(1/h) sum_i ||g_i - mu||`` (0 when the honest rows coincide);
+    * ``pivot_norm``: ``||pivot||`` (the attack's reference point; default the honest
+      mean);
+    * ``absolute``: 1 (the parameter is an absolute length, as in most public code).
+
+    ``spread`` and ``pivot_norm`` scale with the gradients, which makes the attack
+    scale-free. The spread is robust to the pivot's size (a near-zero mean gradient late
+    in training does not shrink it), hence the default of byzbench's attacks.
+    """
+    if unit == "absolute":
+        return 1.0
+    if unit == "pivot_norm":
+        p = honest.mean(dim=0) if pivot is None else pivot
+        return float(p.norm())
+    return float((honest - honest.mean(dim=0)).norm(dim=1).mean())
 
 
 def empty_rows(honest: Tensor) -> Tensor:
@@ -84,57 +122,6 @@ def largest_scale_sum_sq(base: Tensor, v: Tensor, centers: Tensor, bound: Tensor
     return ((-qb + disc.sqrt()) / (2.0 * qa)).clamp_min(0.0)
 
 
-def line_search_max(
-    objective: Callable[[float], float], lo: float, hi: float, budget: int
-) -> tuple[float, float]:
-    """Maximize a scalar ``objective`` over ``[lo, hi]`` with at most ``budget`` calls.
-
-    Coarse grid first (``lo`` and ``hi * 2^-k``, geometric so small and large scales are
-    both tried, about half the budget), then golden-section refinement on the bracket
-    formed by the best grid point's neighbours. The best point ever evaluated is
-    returned, so a non-unimodal objective (e.g. Krum: rises while the Byzantine vector is
-    selected, then drops) still yields the best value seen; for "rise then drop" shapes
-    the golden section converges to the drop. Returns ``(x_best, value_best)``.
-    """
-    budget = max(int(budget), 2)
-    n_grid = max(2, (budget + 1) // 2)
-    if lo > 0:
-        grid = [lo * (hi / lo) ** (k / (n_grid - 1)) for k in range(n_grid)]
-    else:
-        grid = [lo] + [hi * 2.0 ** -(n_grid - 2 - k) for k in range(n_grid - 1)]
-    vals = [objective(x) for x in grid]
-    i = max(range(len(grid)), key=lambda k: (vals[k], k))
-    best_x, best_v = grid[i], vals[i]
-    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    left = budget - len(grid)
-    r = (math.sqrt(5.0) - 1.0) / 2.0
-
-    def ev(x: float) -> float:
-        nonlocal best_x, best_v
-        v = objective(x)
-        if v > best_v or (v == best_v and x > best_x):
-            best_x, best_v = x, v
-        return v
-
-    if left == 1:
-        ev(0.5 * (a + b))
-    elif left >= 2:
-        c, d_ = b - r * (b - a), a + r * (b - a)
-        fc, fd = ev(c), ev(d_)
-        left -= 2
-        while left > 0:
-            left -= 1
-            if fc > fd:  # the max lies in [a, d_]
-                b, d_, fd = d_, c, fc
-                c = b - r * (b - a)
-                fc = ev(c)
-            else:  # in [c, b]; ties go right (larger scales) for "rise then drop" shapes
-                a, c, fc = c, d_, fd
-                d_ = a + r * (b - a)
-                fd = ev(d_)
-    return best_x, best_v
-
-
 def largest_true(
     pred: Callable[[float], bool], start: float, hi: float, budget: int, rtol: float = 1e-3
 ) -> float:
@@ -167,19 +154,6 @@ def largest_true(
     return good
 
 
-def query_with_weights(ctx, x: Tensor) -> tuple[Tensor, Tensor | None]:
-    """Evaluate the real pipeline on ``x [n, d]`` without side effects and return
-    ``(aggregate [d], row weights [n] or None)``. The weights are read inside the
-    pipeline's ``frozen()`` block, since restoring state also restores ``last_weights``."""
-    p = ctx.pipeline
-    if p is not None and hasattr(p, "frozen") and hasattr(p, "row_weights"):
-        with p.frozen():
-            agg = p(x)
-            w = p.row_weights(x.shape[0])
-        return agg, w
-    return ctx.query(x), None
-
-
 def alie_z_max(n: int, f: int, formula: str = "paper") -> float:
     """Baruch et al.'s z_max: ``s = floor(n/2 + 1) - f`` "supporters" are needed, and
     ``z_max = Phi^-1(p)`` with ``p = (n - s) / n`` (``paper``: Algorithm 3 of the NeurIPS
@@ -209,19 +183,26 @@ def own_grads(honest: Tensor, ctx: Any, name: str) -> Tensor:
 PERTURBATIONS = ("unit_vec", "sign", "std")
 
 
-def check_deviation(kind: str, gamma: float | None, gamma_max: float | None) -> None:
+def check_deviation(kind: str, gamma: float | None, gamma_max: float | None,
+                    unit: str = "spread") -> None:
     """Validate the parameters shared by Min-Max and Min-Sum."""
     require(kind in PERTURBATIONS, "attack.perturbation", kind, f"one of {PERTURBATIONS}")
+    check_unit(unit)
     require(gamma is None or gamma >= 0, "attack.gamma", gamma, ">= 0 or null")
     require(gamma_max is None or gamma_max > 0, "attack.gamma_max", gamma_max, "> 0 or null")
 
 
 def mean_deviation(honest: Tensor, kind: str, gamma: float | None, gamma_max: float | None,
-                   solve: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, float]:
+                   solve: Callable[[Tensor, Tensor], Tensor],
+                   unit: str = "spread") -> tuple[Tensor, float]:
     """``(b = mu - gamma p, gamma)``: gamma fixed, or ``solve(mu, p)`` (the attack's
-    constraint) capped at ``gamma_max`` (Shejwalkar & Houmansadr, NDSS 2021)."""
+    constraint) capped at ``gamma_max`` (Shejwalkar & Houmansadr, NDSS 2021). The
+    ``unit_vec`` and ``sign`` perturbations are multiplied by the length unit (``std``
+    already scales with the gradients), so a given gamma or gamma_max is scale-free."""
     mu = honest.mean(dim=0)
     p = perturbation(honest, kind)
+    if kind != "std":
+        p = p * length_unit(honest, unit, mu)
     if gamma is None:
         gamma = float(solve(mu, p))
         if gamma_max is not None:

@@ -31,7 +31,7 @@ class ALIE:
     """
 
     scale_param = "z"
-    scale_range = (0.0, 10.0)
+    scale_range = (0.01, 10.0)
 
     def __init__(self, z: float | None = None, z_formula: str = "paper",
                  n: int | None = None, f: int | None = None):

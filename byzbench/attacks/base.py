@@ -14,6 +14,11 @@ Optional class attributes read by the training loop:
 * ``transform_labels(y: Tensor, num_classes: int) -> Tensor`` - applied to the
   Byzantine workers' labels inside the vectorized gradient pass (label flipping).
   Implies ``local``.
+* ``byz_momentum: bool`` - under worker momentum, whether ``ctx.byz_grads`` holds the
+  Byzantine workers' momentum (``True``, the default when absent) or their raw
+  gradients (``False``).
+* ``server_randomness: bool`` - set by ``byzbench.build`` from the attack config key of
+  that name; see ``RoundContext.server_randomness``.
 """
 
 from __future__ import annotations
@@ -35,12 +40,25 @@ class RoundContext:
         n: number of workers.
         f: number of Byzantine workers (rows to return).
         f_declared: the f the aggregation rule was told.
-        pipeline: the server's real pre-aggregators + rule; use ``pipeline.query(x)``
-            to evaluate an ``[n, d]`` matrix without side effects.
+        pipeline: the server's real pre-aggregators + rule; evaluate an honest-first
+            ``[n, d]`` matrix with ``ctx.query(x)`` (no side effects).
         prev_aggregate: the server's aggregate of round ``t - 1`` (``None`` at t = 0).
         byz_grads: ``[f, d]`` the Byzantine workers' own honest-protocol gradients
             (only for ``local`` attacks, else ``None``).
         generator: the attack's own seeded generator (device of the gradients).
+        perm: ``[n]`` the server's row permutation of this round: it aggregates
+            ``cat(honest, byz)[perm]`` (``None``: rows in honest-first order).
+        server_randomness: what a query may see. ``False`` (default): queries use the
+            attacker's own randomness - rows in an order drawn by the attacker and
+            random stages (bucketing, DnC, SignGuard samples) drawing from a generator
+            seeded ``query_seed`` - so they neither see nor advance the server's
+            draws. ``True``: the strongest attacker, who knows the server's
+            permutation ``perm`` and the exact draws the real round will make.
+        query_seed: seed of the attacker's own randomness for this round's queries
+            (the same for every query of the round: candidate scales are compared
+            under common random numbers).
+
+    The knowledge each attack uses is listed in docs/ATTACKS.md.
     """
 
     t: int
@@ -51,13 +69,40 @@ class RoundContext:
     prev_aggregate: Tensor | None = None
     byz_grads: Tensor | None = None
     generator: torch.Generator | None = None
+    perm: Tensor | None = None
+    server_randomness: bool = False
+    query_seed: int = 0
 
-    def query(self, x: Tensor) -> Tensor:
-        """Aggregate ``x [n, d]`` with the real pipeline, without side effects."""
-        if self.pipeline is None:
+    def query_order(self, device: torch.device | str = "cpu") -> Tensor | None:
+        """``[n]`` the row order a query aggregates (server's ``perm`` for the strongest
+        attacker, else a permutation drawn from ``query_seed``)."""
+        if self.server_randomness:
+            return None if self.perm is None else self.perm.to(device)
+        g = torch.Generator().manual_seed(int(self.query_seed))
+        return torch.randperm(self.n, generator=g).to(device)
+
+    def query(self, x: Tensor, weights: bool = False):
+        """Aggregate the honest-first ``x [n, d]`` with the real pipeline, as the server
+        would (same row convention), without side effects; the randomness is the
+        attacker's own unless ``server_randomness``. ``weights=True`` returns
+        ``(aggregate [d], weight of each row of x [n] or None)``."""
+        p = self.pipeline
+        if p is None:
             raise RuntimeError("this attack needs the aggregation pipeline, none in context")
-        q = getattr(self.pipeline, "query", None)
-        return q(x) if q is not None else self.pipeline(x)
+        order = self.query_order(x.device) if x.shape[0] == self.n else None
+        xp = x if order is None else x[order]
+        seed = None if self.server_randomness else int(self.query_seed)
+        if not hasattr(p, "frozen"):
+            agg, w = p(xp), None
+        else:
+            with p.frozen(seed):
+                agg = p(xp)
+                w = p.row_weights(x.shape[0]) if weights else None
+        if not weights:
+            return agg
+        if w is not None and order is not None:
+            w = torch.empty_like(w).index_copy_(0, order.to(w.device), w)
+        return agg, w
 
 
 @runtime_checkable

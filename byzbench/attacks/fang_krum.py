@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.attacks._ops import empty_rows, query_with_weights
+from byzbench.attacks._ops import check_unit, empty_rows, length_unit
 from byzbench.attacks.base import RoundContext, repeat_rows
 
 
@@ -25,9 +25,13 @@ class FangKrum:
     ``lambda_0 = 1/((n - 2f - 1) sqrt(d)) * min_i sum_{l in G_i} D(g_l, g_i)
     + 1/sqrt(d) * max_i D(g_i, 0)``,
 
-    i, l honest, G_i the n - f - 1 honest gradients closest to g_i (all other honest
-    ones). lambda is halved until b is selected or lambda < ``threshold`` (1e-5, the
-    paper's). "Selected" = the Byzantine rows get weight > 0 when the rule exposes
+    i, l honest, G_i the ``n - f - 2`` honest gradients closest to g_i (Krum's
+    neighbour count, "the m - c - 2 benign local models with the smallest distance to
+    w_i" in the paper; ``neighbours: paper``, default) or all ``h - 1`` other honest
+    ones (``neighbours: all``, byzbench's behaviour before). lambda is halved until b is
+    selected or lambda < ``threshold * L`` (L the length unit: ``spread`` by default,
+    so the stopping rule is scale-free; ``unit: absolute`` gives the paper's absolute
+    1e-5). "Selected" = the Byzantine rows get weight > 0 when the rule exposes
     ``last_weights``, else the aggregate equals b. All f rows are identical (the
     paper's other crafted models sit within eps of w'_1; eps -> 0 here).
 
@@ -37,8 +41,10 @@ class FangKrum:
     paper.
 
     Args:
-        threshold: smallest lambda tried (> 0).
+        threshold: smallest lambda tried (> 0, in units).
         max_halvings: safety cap on pipeline evaluations per round.
+        neighbours: ``paper`` (n - f - 2 nearest honest) | ``all`` (h - 1).
+        unit: ``spread | pivot_norm | absolute`` (of ``threshold``).
         n, f: injected; the bound needs n - 2f - 1 > 0.
 
     Reference: Fang, Cao, Jia, Gong, "Local Model Poisoning Attacks to Byzantine-Robust
@@ -46,8 +52,12 @@ class FangKrum:
     """
 
     def __init__(self, threshold: float = 1e-5, max_halvings: int = 64,
+                 neighbours: str = "paper", unit: str = "spread",
                  n: int | None = None, f: int | None = None):
         require(threshold > 0, "attack.threshold", threshold, "> 0")
+        require(neighbours in ("paper", "all"), "attack.neighbours", neighbours, "paper or all")
+        check_unit(unit)
+        self.neighbours, self.unit = neighbours, unit
         require(max_halvings >= 1, "attack.max_halvings", max_halvings, ">= 1")
         if n is not None and f is not None:
             require(n - 2 * f - 1 > 0, "attack.f", f, f"fang_krum needs n - 2f - 1 > 0 (n={n})")
@@ -56,12 +66,15 @@ class FangKrum:
         self.last_lambda: float | None = None
 
     @staticmethod
-    def lambda_upper_bound(honest: Tensor, n: int, f: int) -> float:
+    def lambda_upper_bound(honest: Tensor, n: int, f: int, neighbours: str = "paper") -> float:
         """The paper's lambda_0 (see class docstring)."""
         h, d = honest.shape
         require(n - 2 * f - 1 > 0, "attack.f", f, f"fang_krum needs n - 2f - 1 > 0 (n={n})")
         dist = torch.cdist(honest, honest)
-        term1 = dist.sum(dim=1).min() / ((n - 2 * f - 1) * math.sqrt(d))
+        k = max(min(n - f - 2, h - 1), 0) if neighbours == "paper" else h - 1
+        # row i's k nearest other honest rows: skip the zero self-distance (column 0)
+        near = dist.sort(dim=1).values[:, 1 : k + 1]
+        term1 = near.sum(dim=1).min() / ((n - 2 * f - 1) * math.sqrt(d))
         term2 = honest.norm(dim=1).max() / math.sqrt(d)
         return float(term1 + term2)
 
@@ -70,12 +83,13 @@ class FangKrum:
             return empty_rows(honest)
         h, f = honest.shape[0], ctx.f
         s = torch.where(honest.mean(dim=0) >= 0, 1.0, -1.0).to(honest.dtype)
-        lam = self.lambda_upper_bound(honest, h + f, f)
+        lam = self.lambda_upper_bound(honest, h + f, f, self.neighbours)
+        floor = self.threshold * length_unit(honest, self.unit)
         for _ in range(self.max_halvings):
             b = -lam * s
-            agg, w = query_with_weights(ctx, torch.cat([honest, repeat_rows(b, f)]))
+            agg, w = ctx.query(torch.cat([honest, repeat_rows(b, f)]), weights=True)
             chosen = bool(w[h:].sum() > 0) if w is not None else bool(torch.equal(agg, b))
-            if chosen or lam / 2 < self.threshold:
+            if chosen or lam / 2 < floor:
                 break
             lam /= 2
         self.last_lambda = lam

@@ -9,7 +9,7 @@ from torch import Tensor
 from byzbench import require
 from byzbench.aggregators import _ops as agg_ops
 from byzbench.aggregators import _similarity
-from byzbench.attacks._ops import empty_rows, honest_std, own_grads
+from byzbench.attacks._ops import check_unit, empty_rows, honest_std, length_unit, own_grads
 from byzbench.attacks.base import RoundContext, repeat_rows
 from byzbench.attacks.fang_krum import FangKrum
 
@@ -32,7 +32,9 @@ class FangPartial:
       paper's bound lambda_0 (``fang_krum``'s formula with the own gradients in place
       of the honest ones) until Krum, run on the attacker's view (its f own gradients
       and the f crafted copies, ``min(n - f - 2, 2f - 1)`` neighbours since the view
-      has 2f rows, ties to the crafted rows), selects b, or lambda < ``threshold``.
+      has 2f rows, ties to the crafted rows), selects b, or lambda < ``threshold`` length
+      units (``unit``: ``spread`` of the own gradients by default, scale-free;
+      ``absolute`` = the paper's 1e-5).
       This is byzbench's reading of "use the before-attack models as the benign
       ones"; it needs f >= 2 and n - 2f - 1 > 0.
 
@@ -42,7 +44,7 @@ class FangPartial:
     Args:
         target: ``trmean | krum``.
         low, high: the trmean ranges in units of sigma_B (paper: 3, 4).
-        threshold, max_halvings: the Krum search (as fang_krum).
+        threshold, max_halvings, neighbours, unit: the Krum search (as fang_krum).
         n, f: injected (Krum's bound needs n - 2f - 1 > 0).
 
     Reference: Fang, Cao, Jia, Gong, "Local Model Poisoning Attacks to Byzantine-Robust
@@ -52,12 +54,15 @@ class FangPartial:
     local = True
 
     def __init__(self, target: str = "trmean", low: float = 3.0, high: float = 4.0,
-                 threshold: float = 1e-5, max_halvings: int = 64,
-                 n: int | None = None, f: int | None = None):
+                 threshold: float = 1e-5, max_halvings: int = 64, neighbours: str = "paper",
+                 unit: str = "spread", n: int | None = None, f: int | None = None):
         require(target in TARGETS, "attack.target", target, f"one of {TARGETS}")
         require(0 <= low <= high, "attack.low", low, f"0 <= low <= high (high={high})")
         require(threshold > 0, "attack.threshold", threshold, "> 0")
         require(max_halvings >= 1, "attack.max_halvings", max_halvings, ">= 1")
+        require(neighbours in ("paper", "all"), "attack.neighbours", neighbours, "paper or all")
+        check_unit(unit)
+        self.neighbours, self.unit = neighbours, unit
         if target == "krum" and n is not None and f:
             require(n - 2 * f - 1 > 0, "attack.f", f, f"fang_partial target=krum needs "
                     f"n - 2f - 1 > 0 (n={n})")
@@ -83,13 +88,14 @@ class FangPartial:
     def krum(self, own: Tensor, mu: Tensor, ctx: RoundContext) -> Tensor:
         f = ctx.f
         s = torch.where(mu >= 0, 1.0, -1.0).to(own.dtype)
-        lam = FangKrum.lambda_upper_bound(own, ctx.n, f)
+        lam = FangKrum.lambda_upper_bound(own, ctx.n, f, self.neighbours)
+        floor = self.threshold * length_unit(own, self.unit)
         k = max(1, min(ctx.n - f - 2, 2 * f - 1))
         for _ in range(self.max_halvings):
             view = torch.cat([repeat_rows(-lam * s, f), own])
             d2, _, _ = _similarity.pairwise(view)
             chosen = int(np.argmin(agg_ops.krum_scores(d2, k))) < f
-            if chosen or lam / 2 < self.threshold:
+            if chosen or lam / 2 < floor:
                 break
             lam /= 2
         self.last_lambda = lam

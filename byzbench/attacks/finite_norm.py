@@ -9,15 +9,18 @@ import torch
 from torch import Tensor
 
 from byzbench import ConfigError, require
-from byzbench.attacks._ops import empty_rows, largest_true, query_with_weights
+from byzbench.attacks._ops import check_unit, empty_rows, largest_true, length_unit
 from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.search import check_search, maximize
 
 DIRECTIONS = ("max_var", "coordinate", "linf", "vector")
-MODES = ("adaptive", "norm")
+MODES = ("adaptive", "largest_kept", "norm")
 
 
 class FiniteNorm:
-    """``b = mu + gamma * e`` for all f Byzantine workers (mu = honest mean).
+    """``b = mu + gamma * L * e`` for all f Byzantine workers (mu = honest mean, L the
+    round's length unit: ``unit: spread`` (default) = mean distance of the honest
+    gradients to mu, ``pivot_norm`` = ||mu||, ``absolute`` = 1; gamma is scale-free).
 
     Direction ``e`` (unit norm):
 
@@ -32,7 +35,17 @@ class FiniteNorm:
     Magnitude ``gamma``:
 
     * ``norm``: the fixed bound ``gamma``;
-    * ``adaptive`` (default): the largest ``gamma in [0, gamma_max]`` for which the
+    * ``adaptive`` (default): the argmax over ``[lo, cap]`` of the displacement of the
+      real aggregate along e, ``J = <A - mu, e>``, by ``search.maximize`` (log-spaced
+      scan, refinement, cliff bisection; or ``search: lpd``) with ``budget`` pipeline
+      evaluations: the same maximizer, objective family, unit and cap as seesaw's
+      adaptive magnitude (the study's fair protocol, docs/STUDY.md). It reads the
+      paper's "as large as the rule still lets through": against selection rules
+      (Krum, Bulyan) J rises while b is selected and collapses after, against
+      coordinate-wise rules J saturates once b passes the honest values (ties go to
+      the smallest gamma), against the mean J grows to the cap;
+    * ``largest_kept`` (byzbench's default before the fair protocol): the largest
+      ``gamma in [0, cap]`` for which the
       pipeline still *keeps* b, by doubling from ``gamma`` then bisection (relative
       tolerance ``rtol``, at most ``budget`` tests) on ``ctx.query`` (the real
       pre-aggregators + rule, no side effects). "Keeps" is byzbench's precise reading:
@@ -51,11 +64,14 @@ class FiniteNorm:
         direction: one of ``max_var | coordinate | linf | vector``.
         coordinate: index for ``direction=coordinate`` (must be < d).
         vector: list of d floats for ``direction=vector`` (non-zero).
-        mode: ``adaptive | norm``.
-        gamma: the bound (``norm``), or the doubling start (``adaptive``), > 0.
-        gamma_max: upper end of the adaptive search, >= gamma.
-        budget: max keep-tests in the adaptive search (a test is one pipeline evaluation
-            when the rule exposes weights, else two).
+        mode: ``adaptive | largest_kept | norm``.
+        gamma: the bound (``norm``), or the doubling start (``largest_kept``), > 0, units.
+        cap: upper end of the search, > lo (>= gamma for ``largest_kept``), units.
+        lo: lower end of the ``adaptive`` scan (0 < lo < cap, units).
+        unit: ``spread | pivot_norm | absolute``.
+        budget: ``adaptive``: pipeline evaluations; ``largest_kept``: max keep-tests (a
+            test is one pipeline evaluation when the rule exposes weights, else two).
+        search: ``scan | lpd`` (``adaptive`` only).
         rtol: relative bisection tolerance.
         keep_rate: response threshold as a fraction of the mean's rate f / n.
 
@@ -65,7 +81,7 @@ class FiniteNorm:
 
     scale_param = "gamma"
     scale_overrides = {"mode": "norm"}  # what Tuned sets so that gamma is used
-    scale_range = (0.0, 100.0)
+    scale_range = (0.01, 10.0)
 
     def __init__(
         self,
@@ -74,8 +90,11 @@ class FiniteNorm:
         vector: Sequence[float] | None = None,
         mode: str = "adaptive",
         gamma: float = 1.0,
-        gamma_max: float = 1000.0,
-        budget: int = 24,
+        cap: float = 4.0,
+        lo: float = 0.01,
+        unit: str = "spread",
+        budget: int = 16,
+        search: str = "scan",
         rtol: float = 1e-3,
         keep_rate: float = 0.5,
     ):
@@ -83,8 +102,10 @@ class FiniteNorm:
         require(mode in MODES, "attack.mode", mode, f"one of {MODES}")
         require(int(coordinate) >= 0, "attack.coordinate", coordinate, "an index >= 0")
         require(gamma > 0, "attack.gamma", gamma, "> 0")
-        require(gamma_max >= gamma, "attack.gamma_max", gamma_max, f">= gamma ({gamma})")
-        require(int(budget) >= 1, "attack.budget", budget, ">= 1")
+        require(mode != "largest_kept" or cap >= gamma, "attack.cap", cap,
+                f">= gamma ({gamma}), the doubling start")
+        check_search(search, lo, cap, budget, hi_key="cap")
+        check_unit(unit)
         require(0 < rtol < 1, "attack.rtol", rtol, "in (0, 1)")
         require(0 < keep_rate <= 1, "attack.keep_rate", keep_rate, "in (0, 1]")
         if direction == "vector":
@@ -96,11 +117,15 @@ class FiniteNorm:
         self.vector = None if vector is None else [float(v) for v in vector]
         self.mode = mode
         self.gamma = float(gamma)
-        self.gamma_max = float(gamma_max)
+        self.cap = float(cap)
+        self.lo = float(lo)
+        self.unit = unit
+        self.search = search
         self.budget = int(budget)
         self.rtol = float(rtol)
         self.keep_rate = float(keep_rate)
-        self.last_gamma: float | None = None  # for logging/tests
+        self.last_gamma: float | None = None  # for logging/tests (units)
+        self.last_evals: int = 0  # pipeline evaluations of the last call
 
     def unit_direction(self, honest: Tensor) -> Tensor:
         """``e [d]`` of unit norm for this round."""
@@ -123,11 +148,22 @@ class FiniteNorm:
         return e
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        self.last_evals = 0
         if ctx.f == 0:
             return empty_rows(honest)
         mu = honest.mean(dim=0)
-        e = self.unit_direction(honest)
-        gamma = self.gamma if self.mode == "norm" else self.adaptive_gamma(honest, mu, e, ctx)
+        e = self.unit_direction(honest) * length_unit(honest, self.unit, mu)
+        if self.mode == "norm":
+            gamma = self.gamma
+        elif self.mode == "adaptive":
+            def along(gs: Tensor) -> Tensor:
+                return torch.stack([(ctx.query(torch.cat([honest, repeat_rows(mu + g * e, ctx.f)]))
+                                     - mu) @ e for g in gs.tolist()])
+
+            res = maximize(along, self.lo, self.cap, self.budget, self.search)
+            gamma, self.last_evals = res.x, res.evals
+        else:
+            gamma = self.adaptive_gamma(honest, mu, e, ctx)
         self.last_gamma = gamma
         return repeat_rows(mu + gamma * e, ctx.f)
 
@@ -135,17 +171,19 @@ class FiniteNorm:
         """Whether the pipeline keeps ``b = mu + gamma e`` (see the class docstring)."""
         h, f = honest.shape[0], ctx.f
         x = torch.cat([honest, repeat_rows(mu + gamma * e, f)])
-        agg, w = query_with_weights(ctx, x)
+        agg, w = ctx.query(x, weights=True)
+        self.last_evals += 1
         if w is not None:
             return bool(w[h:].sum() > 0)
         delta = 1e-3
         x2 = torch.cat([honest, repeat_rows(mu + gamma * (1 - delta) * e, f)])
-        rate = float((agg - ctx.query(x2)) @ e) / (delta * gamma)
+        self.last_evals += 1
+        rate = float((agg - ctx.query(x2)) @ e) / (delta * gamma * float(e @ e))
         return rate >= self.keep_rate * f / (h + f)
 
     def adaptive_gamma(self, honest: Tensor, mu: Tensor, e: Tensor, ctx: RoundContext) -> float:
-        """Largest gamma in [0, gamma_max] the pipeline keeps (doubling + bisection)."""
+        """Largest gamma in [0, cap] the pipeline keeps (doubling + bisection)."""
         return largest_true(
             lambda g: self.keeps(honest, mu, e, g, ctx),
-            start=self.gamma, hi=self.gamma_max, budget=self.budget, rtol=self.rtol,
+            start=self.gamma, hi=self.cap, budget=self.budget, rtol=self.rtol,
         )

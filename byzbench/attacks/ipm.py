@@ -21,7 +21,7 @@ class IPM:
     """
 
     scale_param = "eps"
-    scale_range = (0.0, 100.0)
+    scale_range = (0.01, 100.0)
 
     def __init__(self, eps: float = 0.1):
         self.eps = float(eps)

@@ -16,7 +16,12 @@ class LabelFlip:
     gradient pass as the honest workers, and the attack returns those gradients
     (``ctx.byz_grads``) unchanged.
 
+    Under worker momentum, ``byz_momentum: false`` (default) sends the raw gradient on
+    flipped labels (epfml: Byzantine workers are plain workers without momentum);
+    ``true`` sends their momentum of those gradients (FL-Byzantine-Library).
+
     Args:
+        byz_momentum: send the momentum (FLB) instead of the raw gradient (epfml).
         num_classes: injected by build; C >= 2.
 
     Reference: Karimireddy, He, Jaggi, "Byzantine-Robust Learning on Heterogeneous
@@ -25,10 +30,11 @@ class LabelFlip:
 
     local = True
 
-    def __init__(self, num_classes: int | None = None):
+    def __init__(self, byz_momentum: bool = False, num_classes: int | None = None):
         require(num_classes is None or num_classes >= 2, "attack.num_classes", num_classes,
                 "a classification task with >= 2 classes")
         self.num_classes = num_classes
+        self.byz_momentum = bool(byz_momentum)
 
     @staticmethod
     def transform_labels(y: Tensor, num_classes: int) -> Tensor:

@@ -31,17 +31,21 @@ class MinMax:
         perturbation: ``unit_vec | sign | std`` (default std).
         gamma: fixed scale instead of the constraint (None = solve the constraint).
         gamma_max: optional cap on the solved gamma.
+        unit: length unit of ``gamma`` / ``gamma_max`` for the ``unit_vec`` and ``sign``
+            perturbations (``spread`` default, ``pivot_norm`` = ||mu||, ``absolute``
+            for NDSS21's absolute gamma); ``std`` needs none.
 
     Reference: Shejwalkar, Houmansadr, "Manipulating the Byzantine: Optimizing Model
     Poisoning Attacks and Defenses for Federated Learning", NDSS 2021, sec. IV (Min-Max).
     """
 
     scale_param = "gamma"
-    scale_range = (0.0, 100.0)
+    scale_range = (0.01, 100.0)
 
     def __init__(self, perturbation: str = "std", gamma: float | None = None,
-                 gamma_max: float | None = None):
-        check_deviation(perturbation, gamma, gamma_max)
+                 gamma_max: float | None = None, unit: str = "spread"):
+        check_deviation(perturbation, gamma, gamma_max, unit)
+        self.unit = unit
         self.perturbation = perturbation
         self.gamma = None if gamma is None else float(gamma)
         self.gamma_max = None if gamma_max is None else float(gamma_max)
@@ -53,5 +57,5 @@ class MinMax:
         radius = max_pairwise_distance(honest)
         b, self.last_gamma = mean_deviation(
             honest, self.perturbation, self.gamma, self.gamma_max,
-            lambda mu, p: largest_scale_in_balls(mu, -p, honest, radius))
+            lambda mu, p: largest_scale_in_balls(mu, -p, honest, radius), self.unit)
         return repeat_rows(b, ctx.f)

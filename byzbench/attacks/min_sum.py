@@ -32,17 +32,21 @@ class MinSum:
         bound: ``max`` (paper) | ``min`` (public code).
         gamma: fixed scale instead of the constraint (None = solve the constraint).
         gamma_max: optional cap on the solved gamma.
+        unit: length unit of ``gamma`` / ``gamma_max`` for the ``unit_vec`` and ``sign``
+            perturbations (``spread`` default, ``pivot_norm`` = ||mu||, ``absolute``
+            for NDSS21's absolute gamma); ``std`` needs none.
 
     Reference: Shejwalkar, Houmansadr, "Manipulating the Byzantine: Optimizing Model
     Poisoning Attacks and Defenses for Federated Learning", NDSS 2021, sec. IV (Min-Sum).
     """
 
     scale_param = "gamma"
-    scale_range = (0.0, 100.0)
+    scale_range = (0.01, 100.0)
 
     def __init__(self, perturbation: str = "std", bound: str = "max",
-                 gamma: float | None = None, gamma_max: float | None = None):
-        check_deviation(perturbation, gamma, gamma_max)
+                 gamma: float | None = None, gamma_max: float | None = None, unit: str = "spread"):
+        check_deviation(perturbation, gamma, gamma_max, unit)
+        self.unit = unit
         require(bound in ("max", "min"), "attack.bound", bound, "max (paper) or min (code)")
         self.perturbation = perturbation
         self.bound = bound
@@ -62,5 +66,5 @@ class MinSum:
             return largest_scale_sum_sq(mu, -p, honest, bound)
 
         b, self.last_gamma = mean_deviation(honest, self.perturbation, self.gamma,
-                                            self.gamma_max, solve)
+                                            self.gamma_max, solve, self.unit)
         return repeat_rows(b, ctx.f)

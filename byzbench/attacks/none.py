@@ -20,6 +20,7 @@ class NoAttack:
     """
 
     local = True
+    byz_momentum = True  # honest behaviour includes worker momentum
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         return own_grads(honest, ctx, "attack=none")

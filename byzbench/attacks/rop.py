@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.attacks._ops import alie_z_max, empty_rows, unit
+from byzbench.attacks._ops import alie_z_max, check_unit, empty_rows, length_unit, unit
 from byzbench.attacks.base import RoundContext, repeat_rows
 
 
@@ -21,8 +21,11 @@ class ROP:
     * direction: ``v = 1 - (<1, r>/|r|^2) r`` (the all-ones vector minus its projection on
       r: orthogonal to r), rotated towards r by ``angle`` degrees from r
       (``p = sin(angle) v/|v| + cos(angle) r/|r|``; 90 = orthogonal);
-    * ``b = a + z * p / |p|`` for all f rows (z = ALIE's z_max with the honest-fraction
-      formula, as in the authors' code, or given).
+    * ``b = a + z * L * p / |p|`` for all f rows (z = ALIE's z_max with the
+      honest-fraction formula, as in the authors' code, or given; L the length unit:
+      ``spread`` (default, scale-free) = mean distance of the honest gradients to
+      their mean, ``pivot_norm`` = ||r||, ``absolute`` = 1, FLB's ``attacks/rop.py``,
+      where z is an absolute norm).
 
     Since the previous aggregate is the centre of centered clipping, the Byzantine
     vectors sit at distance z from it in a direction clipping cannot undo.
@@ -31,7 +34,9 @@ class ROP:
         z: perturbation norm (None = ALIE z_max, ``honest`` formula).
         lam: reference mixing in [0, 1] (default 0.9).
         pi: location mixing in [0, 1] (default 1: at the previous aggregate).
-        angle: degrees in [0, 180] between the perturbation and the reference (90).
+        angle: degrees in [0, 360) from the reference towards v (90 = orthogonal;
+            FLB's current config uses 270, i.e. -v).
+        unit: ``spread | pivot_norm | absolute``.
         n, f: injected (for z_max validation).
 
     Reference: Ozfatura, Ozfatura, Kupcu, Gunduz, "Byzantines Can Also Learn From
@@ -40,13 +45,16 @@ class ROP:
     """
 
     scale_param = "z"
-    scale_range = (0.0, 100.0)
+    scale_range = (0.01, 100.0)
 
     def __init__(self, z: float | None = None, lam: float = 0.9, pi: float = 1.0,
-                 angle: float = 90.0, n: int | None = None, f: int | None = None):
+                 angle: float = 90.0, unit: str = "spread",
+                 n: int | None = None, f: int | None = None):
         require(0 <= lam <= 1, "attack.lam", lam, "in [0, 1]")
         require(0 <= pi <= 1, "attack.pi", pi, "in [0, 1]")
-        require(0 <= angle <= 180, "attack.angle", angle, "degrees in [0, 180]")
+        require(0 <= angle < 360, "attack.angle", angle, "degrees in [0, 360)")
+        check_unit(unit)
+        self.unit = unit
         self.z = None if z is None else float(z)
         self.lam, self.pi, self.angle = float(lam), float(pi), float(angle)
         if z is None and n is not None and f:
@@ -67,4 +75,4 @@ class ROP:
         a = math.radians(self.angle)
         p = math.sin(a) * unit(v) + math.cos(a) * unit(ref)
         z = self.z if self.z is not None else alie_z_max(ctx.n, ctx.f, "honest")
-        return repeat_rows(loc + z * unit(p), ctx.f)
+        return repeat_rows(loc + z * length_unit(honest, self.unit, ref) * unit(p), ctx.f)

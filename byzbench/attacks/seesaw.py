@@ -9,16 +9,18 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import (
+    check_unit,
     coordinate_median,
     empty_rows,
     honest_std,
     largest_scale_in_balls,
-    line_search_max,
+    length_unit,
     max_pairwise_distance,
     medoid,
     unit,
 )
 from byzbench.attacks.base import RoundContext
+from byzbench.attacks.search import check_search, maximize
 
 PIVOTS = ("median", "mean", "medoid")
 DIRECTIONS = ("pivot", "std", "sign")
@@ -26,31 +28,35 @@ MAGNITUDES = ("adaptive", "stealth", "fixed", "growing")
 
 
 class Seesaw:
-    """``b_t = r_t - s_t * lambda_t * u_t`` around a pivot r_t, the side flipping like a
-    seesaw every ``period`` rounds.
+    """``b_t = r_t - s_t * lambda_t * L_t * u_t`` around a pivot r_t, the side flipping
+    like a seesaw every ``period`` rounds; ``L_t`` is the round's length unit, so lambda
+    is scale-free.
 
     * pivot ``r_t``: coordinate-wise ``median`` of the honest gradients (default; the
       paper's reference gradient), ``mean``, or ``medoid`` (honest row with the least
       sum of distances to the others).
-    * direction ``u_t``: ``pivot`` = r_t / ||r_t|| (default), ``std`` = coordinate-wise
-      honest std (ALIE-like, unnormalized, so lambda counts standard deviations),
-      ``sign`` = sign(r_t) (unnormalized). These are Min-Max's three perturbation
-      vectors with r_t in place of the mean.
+    * direction ``u_t`` (unit norm): ``pivot`` = r_t / ||r_t|| (default), ``std`` = the
+      coordinate-wise honest std, normalized (ALIE-like), ``sign`` = sign(r_t) /
+      sqrt(d). These are Min-Max's three perturbation vectors with r_t in place of the
+      mean.
+    * unit ``L_t`` (``unit``): ``spread`` (default) = mean distance of the honest
+      gradients to their mean; ``pivot_norm`` = ||r_t||; ``absolute`` = 1 (lambda is
+      then a length in gradient units, the behaviour before scale-free units).
     * phase ``s_t = (-1)^floor(t / period)`` (t = ``ctx.t``, from 0): with s_t = +1 the
       Byzantine vectors pull the step back (reversal), with s_t = -1 they overshoot.
       ``period = null`` never flips (s_t = +1): the ``directional_deviation`` option.
     * groups: 1 (all f rows in phase s_t) or 2 (the first ceil(f/2) rows in phase s_t,
       the others in -s_t every round: balanced on the pivot in space, not time).
-    * magnitude ``lambda_t`` (same for every row):
+    * magnitude ``lambda_t`` (same for every row, in units L_t):
 
-      - ``adaptive`` (default): argmax over ``[0, lambda_max]`` of the signed
-        displacement of the real aggregate A (``ctx.query``: the run's pre-aggregators
-        + rule, omniscient attacker) from the pivot along ``-s_t u_t``,
-        ``J = <A - r_t, -s_t u_t / ||u_t||>``; with groups = 2 (no single side) the
-        absolute displacement ``|<A - r_t, u_t / ||u_t||>|``. Maximized by a coarse
-        geometric grid + golden-section refinement using at most ``budget`` pipeline
-        evaluations (``_ops.line_search_max``).
-      - ``stealth``: the largest lambda (capped at ``lambda_max``) with
+      - ``adaptive`` (default): argmax over ``[lo, cap]`` of the signed displacement of
+        the real aggregate A (``ctx.query``: the run's pre-aggregators + rule,
+        omniscient attacker) from the pivot along ``-s_t u_t``,
+        ``J = <A - r_t, -s_t u_t>``; with groups = 2 (no single side) the absolute
+        displacement ``|<A - r_t, u_t>|``. Maximized by ``search.maximize`` (log-spaced
+        scan, refinement, cliff bisection; or ``search: lpd``) with ``budget`` pipeline
+        evaluations. Against the plain mean J grows linearly, so lambda = cap.
+      - ``stealth``: the largest lambda (capped at ``cap``) with
         ``max_i ||b - g_i|| <= max_ij ||g_i - g_j||`` for every Byzantine row (the
         Min-Max constraint of Shejwalkar & Houmansadr), computed exactly in closed form.
       - ``fixed``: ``lam``.
@@ -63,15 +69,17 @@ class Seesaw:
     attack whose reference gradient is the median of the honest gradients, more
     effective than the finite-norm attack, evaluated against SGD, Adam and RMSProp.
     Everything else above (the direction choices, the alternating phase and its
-    period, the groups, the magnitude rules) is byzbench's reading of "seesaw", each
-    choice a parameter, since the paper's equations are unavailable to us.
+    period, the groups, the magnitude rules, the unit) is byzbench's reading of
+    "seesaw", each choice a parameter, since the paper's equations are unavailable.
 
     Args:
-        pivot, direction, period, magnitude, groups: as above.
-        lam: lambda for ``fixed`` (>= 0).
-        lambda_max: search range upper end for ``adaptive`` and cap for ``stealth`` (> 0).
+        pivot, direction, period, magnitude, groups, unit: as above.
+        lam: lambda for ``fixed`` (>= 0, units).
+        cap: upper end of the ``adaptive`` search and cap for ``stealth`` (> 0, units).
+        lo: lower end of the ``adaptive`` scan (0 < lo < cap, units).
         lambda_0, rho: ``growing`` schedule (lambda_0 >= 0, rho > 0).
         budget: pipeline evaluations per round for ``adaptive`` (>= 2).
+        search: ``scan | lpd`` (see ``byzbench.attacks.search``).
         jitter: relative per-row noise (>= 0; 0 = identical rows).
     Call: honest ``[h, d]``, ctx -> ``[f, d]``.
 
@@ -81,7 +89,7 @@ class Seesaw:
 
     scale_param = "lam"
     scale_overrides = {"magnitude": "fixed"}  # what Tuned sets so that lam is used
-    scale_range = (0.0, 10.0)
+    scale_range = (0.01, 10.0)
 
     def __init__(
         self,
@@ -90,10 +98,13 @@ class Seesaw:
         period: int | None = 10,
         magnitude: str = "adaptive",
         lam: float = 1.0,
-        lambda_max: float = 10.0,
+        cap: float = 4.0,
+        lo: float = 0.01,
         lambda_0: float = 0.1,
         rho: float = 1.05,
         budget: int = 16,
+        search: str = "scan",
+        unit: str = "spread",
         groups: int = 1,
         jitter: float = 0.0,
     ):
@@ -102,10 +113,11 @@ class Seesaw:
         require(period is None or int(period) >= 1, "attack.period", period, "an int >= 1 or null")
         require(magnitude in MAGNITUDES, "attack.magnitude", magnitude, f"one of {MAGNITUDES}")
         require(lam >= 0, "attack.lam", lam, ">= 0")
-        require(lambda_max > 0, "attack.lambda_max", lambda_max, "> 0")
+        require(cap > 0, "attack.cap", cap, "> 0")
+        check_search(search, lo, cap, budget, hi_key="cap")
+        check_unit(unit)
         require(lambda_0 >= 0, "attack.lambda_0", lambda_0, ">= 0")
         require(rho > 0, "attack.rho", rho, "> 0")
-        require(int(budget) >= 2, "attack.budget", budget, ">= 2")
         require(groups in (1, 2), "attack.groups", groups, "1 or 2")
         require(jitter >= 0, "attack.jitter", jitter, ">= 0")
         self.pivot = pivot
@@ -113,20 +125,24 @@ class Seesaw:
         self.period = None if period is None else int(period)
         self.magnitude = magnitude
         self.lam = float(lam)
-        self.lambda_max = float(lambda_max)
+        self.cap = float(cap)
+        self.lo = float(lo)
         self.lambda_0 = float(lambda_0)
         self.rho = float(rho)
         self.budget = int(budget)
+        self.search = search
+        self.unit = unit
         self.groups = int(groups)
         self.jitter = float(jitter)
-        self.last_lambda: float | None = None  # for logging/tests
+        self.last_lambda: float | None = None  # for logging/tests (units)
+        self.last_evals: int = 0  # pipeline evaluations of the last call
 
     def phase(self, t: int) -> int:
         """``s_t = (-1)^floor(t / period)``; +1 for every t when ``period`` is None."""
         return 1 if self.period is None else (-1) ** (t // self.period)
 
     def pivot_and_direction(self, honest: Tensor) -> tuple[Tensor, Tensor]:
-        """``(r_t [d], u_t [d])``."""
+        """``(r_t [d], u_t [d])``, ``||u_t|| = 1`` (0 if the direction vector is 0)."""
         if self.pivot == "median":
             r = coordinate_median(honest)
         elif self.pivot == "mean":
@@ -134,12 +150,12 @@ class Seesaw:
         else:
             r = medoid(honest)
         if self.direction == "pivot":
-            u = unit(r)
+            u = r
         elif self.direction == "std":
             u = honest_std(honest)
         else:
             u = torch.sign(r)
-        return r, u
+        return r, unit(u)
 
     def row_signs(self, t: int, f: int, honest: Tensor) -> Tensor:
         """``[f]`` the phase of each Byzantine row (groups = 2: halves opposite)."""
@@ -150,14 +166,16 @@ class Seesaw:
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         f = ctx.f
+        self.last_evals = 0
         if f == 0:
             return empty_rows(honest)
         r, u = self.pivot_and_direction(honest)
         signs = self.row_signs(ctx.t, f, honest)
         s = float(self.phase(ctx.t))
+        L = length_unit(honest, self.unit, r)
 
         def rows(lam: float) -> Tensor:
-            return r.unsqueeze(0) - lam * signs.unsqueeze(1) * u.unsqueeze(0)
+            return r.unsqueeze(0) - (lam * L) * signs.unsqueeze(1) * u.unsqueeze(0)
 
         if self.magnitude == "fixed":
             lam = self.lam
@@ -165,20 +183,22 @@ class Seesaw:
             lam = self.lambda_0 * self.rho**ctx.t
         elif self.magnitude == "stealth":
             radius = max_pairwise_distance(honest)
-            # The rows sit at r - s u * lam (and r + s u * lam with groups = 2).
+            # The rows sit at r - s u * lam L (and r + s u * lam L with groups = 2).
             lam_t = largest_scale_in_balls(r, -s * u, honest, radius)
             if self.groups == 2 and f > 1:
                 lam_t = torch.minimum(lam_t, largest_scale_in_balls(r, s * u, honest, radius))
-            lam = min(float(lam_t), self.lambda_max)
+            lam = min(float(lam_t) / L, self.cap) if L > 0 else 0.0
         else:
-            uh = unit(u)
 
-            def displacement(lam: float) -> float:
-                a = ctx.query(torch.cat([honest, rows(lam)]))
-                along = float((a - r) @ uh)
-                return -s * along if self.groups == 1 or f == 1 else abs(along)
+            def displacement(lams: Tensor) -> Tensor:
+                out = []
+                for lam in lams.tolist():
+                    along = (ctx.query(torch.cat([honest, rows(lam)])) - r) @ u
+                    out.append(-s * along if self.groups == 1 or f == 1 else along.abs())
+                return torch.stack(out)
 
-            lam, _ = line_search_max(displacement, 0.0, self.lambda_max, self.budget)
+            res = maximize(displacement, self.lo, self.cap, self.budget, self.search)
+            lam, self.last_evals = res.x, res.evals
         self.last_lambda = lam
         b = rows(lam)
         if self.jitter > 0:

@@ -57,7 +57,7 @@ class SignguardEvasion:
     Args:
         base: ``alie | min_max``.
         z, z_formula: for ``alie`` (see alie).
-        perturbation, gamma, gamma_max: for ``min_max`` (see min_max).
+        perturbation, gamma, gamma_max, unit: for ``min_max`` (see min_max).
         n, f: injected.
 
     Reference: J. Xu, S.-L. Huang, L. Song, T. Lan, "Byzantine-robust Federated
@@ -66,13 +66,15 @@ class SignguardEvasion:
 
     def __init__(self, base: str = "alie", z: float | None = None, z_formula: str = "paper",
                  perturbation: str = "std", gamma: float | None = None,
-                 gamma_max: float | None = None, n: int | None = None, f: int | None = None):
+                 gamma_max: float | None = None, unit: str = "spread",
+                 n: int | None = None, f: int | None = None):
         require(base in BASES, "attack.base", base, f"one of {BASES}")
         self.base = base
         if base == "alie":
             self.inner = ALIE(z=z, z_formula=z_formula, n=n, f=f)
         else:
-            self.inner = MinMax(perturbation=perturbation, gamma=gamma, gamma_max=gamma_max)
+            self.inner = MinMax(perturbation=perturbation, gamma=gamma, gamma_max=gamma_max,
+                                unit=unit)
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         if ctx.f == 0:

@@ -20,7 +20,8 @@ class ARC:
 
     where :math:`\pi` orders rows by decreasing norm. ``f = 0`` leaves rows unchanged.
     Row-preserving. Non-finite norms count as the largest, so up to k non-finite rows
-    are clipped (to nan, still discarded downstream) without affecting C.
+    are clipped (to nan, still discarded downstream) without affecting C. Rows with norm
+    at most C are returned unchanged (so zero rows stay zero when C = 0: no 0/0).
 
     Args:
         n: rows it will receive (injected); ``n_out = n``. Needs ``2f < n``.
@@ -53,5 +54,6 @@ class ARC:
         norms = torch.nan_to_num(torch.linalg.vector_norm(x, dim=1), nan=math.inf)
         c = torch.sort(norms, descending=True).values[min(k, n - 1)]
         self.last_threshold = float(c)
-        scale = torch.clamp(c / norms, max=1.0)
+        # Rows at or below C keep scale 1 (also when C = 0 and the row is 0: no 0/0).
+        scale = torch.where(norms > c, c / norms, torch.ones_like(norms))
         return torch.mul(x, scale.unsqueeze(1), out=_ops.reusable(self, tuple(x.shape), x))

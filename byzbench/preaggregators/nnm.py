@@ -46,7 +46,7 @@ class NNM:
         """``x [n, d] -> [n, d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("nnm", n, f < n, f"f < n (f={f})")
-        d2, _, bad = _ops.sqdist(x)
+        d2, _, bad, _ = _ops.pairwise(x)
         np.fill_diagonal(d2, 0.0)  # a row is its own nearest neighbour, even a bad one
         nbr = np.argsort(d2, axis=1, kind="stable")[:, : n - f]
         mix = np.zeros((n, n))

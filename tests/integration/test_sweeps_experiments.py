@@ -33,12 +33,17 @@ def _compose(*overrides: str, hydra: bool = False):
 
 def test_the_study_sweeps_exist():
     names = {p.stem for p in EXPERIMENTS}
-    assert {"seesaw_vs_finite_norm", "seesaw_ablation", "byz_fraction"} <= names
-    grid = _params(Path(CONF_DIR) / "experiment" / "seesaw_vs_finite_norm.yaml")
-    assert grid["attack"] == ["none", "finite_norm", "seesaw"]
-    assert grid["agg"] == ["mean", "median", "trmean", "krum", "geomed", "bulyan", "cclip",
-                           "hc_krum"]
-    assert grid["solver"] == ["sgd", "adam", "rmsprop"] and grid["seed"] == ["0", "1", "2"]
+    assert {"seesaw_vs_finite_norm", "seesaw_vs_finite_norm_dirichlet", "seesaw_baseline",
+            "seesaw_ablation", "byz_fraction"} <= names
+    for name in ("seesaw_vs_finite_norm", "seesaw_vs_finite_norm_dirichlet"):
+        grid = _params(Path(CONF_DIR) / "experiment" / f"{name}.yaml")
+        assert grid["attack"] == ["finite_norm", "seesaw", "directional_deviation"]
+        assert grid["attack.cap"] == ["0.5", "1", "2", "4", "8"]
+        assert grid["agg"] == ["mean", "median", "trmean", "krum", "geomed", "bulyan", "cclip",
+                               "hc_krum"]
+        assert grid["solver"] == ["sgd", "adam", "rmsprop"] and grid["seed"] == ["0", "1", "2"]
+    cfg = _compose("experiment=seesaw_vs_finite_norm_dirichlet")
+    assert cfg.partition.alpha == 0.3 and cfg.partition._target_.endswith("Dirichlet")
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)

@@ -24,7 +24,7 @@ T = lambda rows: torch.tensor(rows, dtype=torch.float64)  # noqa: E731
 
 def test_sqdist_hand_values_and_bad_rows():
     x = T([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0], [math.nan, 1.0]])
-    d2, _, bad = _ops.sqdist(x)
+    d2, _, bad, _ = _ops.pairwise(x)
     # |(0,0)-(3,4)|^2 = 9 + 16 = 25; |(0,0)-(1,0)|^2 = 1; |(3,4)-(1,0)|^2 = 4 + 16 = 20
     assert d2[0, 1] == pytest.approx(25) and d2[1, 0] == pytest.approx(25)
     assert d2[0, 2] == pytest.approx(1) and d2[1, 2] == pytest.approx(20)
@@ -35,13 +35,13 @@ def test_sqdist_hand_values_and_bad_rows():
 
 def test_sqdist_overflowing_row_is_bad():
     x = torch.tensor([[0.0, 0.0], [1.0, 1.0], [3e19, 0.0]], dtype=torch.float32)
-    d2, _, bad = _ops.sqdist(x)  # (3e19)^2 = 9e38 > float32 max 3.4e38
+    d2, _, bad, _ = _ops.pairwise(x)  # (3e19)^2 = 9e38 > float32 max 3.4e38
     assert bad.tolist() == [False, False, True] and d2[0, 1] == pytest.approx(2)
 
 
 def test_krum_scores_hand_values():
     # 1-D points 0, 1, 3, 10; k = 1 nearest: 0->1 (1), 1->0 (1), 3->1 (4), 10->3 (49)
-    d2, _, _ = _ops.sqdist(T([[0.0], [1.0], [3.0], [10.0]]))
+    d2 = _ops.pairwise(T([[0.0], [1.0], [3.0], [10.0]])).d2
     assert _ops.krum_scores(d2, 1).tolist() == pytest.approx([1, 1, 4, 49])
     # k = 2: 0: 1 + 9 = 10; 1: 1 + 4 = 5; 3: 4 + 9 = 13; 10: 49 + 81 = 130
     assert _ops.krum_scores(d2, 2).tolist() == pytest.approx([10, 5, 13, 130])

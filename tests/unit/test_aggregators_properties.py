@@ -61,8 +61,8 @@ def test_permutation_invariance(path):
 
 @pytest.mark.parametrize("path", RULES, ids=NAMES)
 def test_identical_rows_return_that_row(path):
-    # (cclip moves at most tau per iteration from its center, zero at first: the row's
-    # norm, about 9, is within the default tau = 10.)
+    # (cclip, tau auto: every row is at the same distance from the first center 0, so
+    # tau equals it and nothing is clipped.)
     row = honest(1, D, seed=3)[0]
     x = row.expand(N, D).clone()
     torch.testing.assert_close(make(path)(x), row, rtol=1e-6, atol=1e-6)

@@ -23,6 +23,7 @@ def instantiate_attack(cfg: dict, n: int = N, f: int = F):
     signature)."""
     cfg = dict(cfg)
     tune = cfg.pop("tune", None)
+    cfg.pop("server_randomness", None)
     inject = dict(n=n, f=f, f_declared=f, num_classes=C)
     try:
         from byzbench.build import instantiate_component

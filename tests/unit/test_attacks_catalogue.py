@@ -10,7 +10,7 @@ import torch
 
 from byzbench import ConfigError
 from byzbench.aggregators.base import Pipeline
-from byzbench.attacks._ops import largest_true, line_search_max
+from byzbench.attacks._ops import largest_true
 from byzbench.attacks.alie import ALIE
 from byzbench.attacks.base import RoundContext
 from byzbench.attacks.bit_flip import BitFlip
@@ -24,6 +24,7 @@ from byzbench.attacks.min_max import MinMax
 from byzbench.attacks.min_sum import MinSum
 from byzbench.attacks.nan_grad import NaN
 from byzbench.attacks.rop import ROP
+from byzbench.attacks.search import maximize, pointwise
 from byzbench.attacks.seesaw import Seesaw
 from byzbench.attacks.tuning import Tuned
 
@@ -132,19 +133,19 @@ def test_min_max_hand_computed():
     # p = mu/|mu| = (1, 1)/sqrt2, b = (c, c) with c = 2/3 - gamma/sqrt2. Bound max_ij = 2 sqrt2
     # (between (2,0) and (0,2)); for c < 0 the binding distance is to (2, 0):
     # (c-2)^2 + c^2 = 8 <=> c^2 - 2c - 2 = 0 <=> c = 1 - sqrt3, gamma = sqrt2 (2/3 - c).
-    a = MinMax(perturbation="unit_vec")
+    a = MinMax(perturbation="unit_vec", unit="absolute")
     b = a(TRI, ctx(2, n_h=3))
     c = 1 - math.sqrt(3)
     assert a.last_gamma == pytest.approx(math.sqrt(2) * (2 / 3 - c), rel=1e-9)
     torch.testing.assert_close(b, torch.full((2, 2), c, dtype=f64))
     assert torch.cdist(b, TRI).max() == pytest.approx(2 * math.sqrt(2), rel=1e-9)
     # sign: p = (1, 1), c = 2/3 - gamma -> gamma = 2/3 - (1 - sqrt3) = sqrt3 - 1/3
-    a = MinMax(perturbation="sign")
+    a = MinMax(perturbation="sign", unit="absolute")
     a(TRI, ctx(1, n_h=3))
     assert a.last_gamma == pytest.approx(math.sqrt(3) - 1 / 3, rel=1e-9)
     # fixed gamma and cap
     assert torch.equal(MinMax(gamma=0.0)(TRI, ctx(1, n_h=3))[0], TRI.mean(0))
-    a = MinMax(perturbation="sign", gamma_max=1.0)
+    a = MinMax(perturbation="sign", gamma_max=1.0, unit="absolute")
     a(TRI, ctx(1, n_h=3))
     assert a.last_gamma == 1.0
 
@@ -155,26 +156,29 @@ def test_min_sum_hand_computed_paper_and_code_bounds():
     # paper (max): 6c^2 - 8c + 8 = 12 <=> 3c^2 - 4c - 2 = 0, c = (2 - sqrt10)/3,
     #   gamma = sqrt2 (2/3 - c) = sqrt2 sqrt10 / 3 = sqrt20 / 3
     # code (min): 6c^2 - 8c = 0 -> c = 0, gamma = sqrt2 * 2/3
-    a = MinSum(perturbation="unit_vec")
+    a = MinSum(perturbation="unit_vec", unit="absolute")
     b = a(TRI, ctx(2, n_h=3))
     assert a.last_gamma == pytest.approx(math.sqrt(20) / 3, rel=1e-9)
     c = (2 - math.sqrt(10)) / 3
     torch.testing.assert_close(b, torch.full((2, 2), c, dtype=f64))
     assert float(((b[0] - TRI) ** 2).sum()) == pytest.approx(12.0, rel=1e-9)
-    a = MinSum(perturbation="unit_vec", bound="min")
+    a = MinSum(perturbation="unit_vec", bound="min", unit="absolute")
     a(TRI, ctx(2, n_h=3))
     assert a.last_gamma == pytest.approx(math.sqrt(2) * 2 / 3, rel=1e-9)
 
 
 def test_fang_krum_upper_bound_by_hand():
-    # honest square (1,1), (3,1), (1,3), (3,3), f = 1, n = 5, d = 2: each row's distance sum
-    # 2 + 2 + 2 sqrt2 -> min = 4 + 2 sqrt2; term1 = (4 + 2 sqrt2) / ((5 - 2 - 1) sqrt2)
-    # = sqrt2 + 1; term2 = max |g_i| / sqrt2 = 3 sqrt2 / sqrt2 = 3 -> lambda_0 = 4 + sqrt2.
+    # honest square (1,1), (3,1), (1,3), (3,3), f = 1, n = 5, d = 2. term2 = max |g_i| /
+    # sqrt2 = 3 sqrt2 / sqrt2 = 3. paper: each corner's n - f - 2 = 2 nearest honest are
+    # at distance 2 -> min sum 4, term1 = 4 / ((5 - 2 - 1) sqrt2) = sqrt2 -> 3 + sqrt2.
+    # all: sums 2 + 2 + 2 sqrt2 -> term1 = (4 + 2 sqrt2) / (2 sqrt2) = sqrt2 + 1 -> 4 + sqrt2.
     sq = torch.tensor([[1.0, 1.0], [3.0, 1.0], [1.0, 3.0], [3.0, 3.0]], dtype=f64)
-    assert FangKrum.lambda_upper_bound(sq, 5, 1) == pytest.approx(4 + math.sqrt(2), rel=1e-12)
+    assert FangKrum.lambda_upper_bound(sq, 5, 1) == pytest.approx(3 + math.sqrt(2), rel=1e-12)
+    assert FangKrum.lambda_upper_bound(sq, 5, 1, "all") == pytest.approx(4 + math.sqrt(2),
+                                                                         rel=1e-12)
     # Krum never selects b = -lambda (1, 1) here: b's score 3(1+l)^2 + (l+3)^2 >= 12 > 8
     # (an honest corner's score), so lambda is halved down to the threshold.
-    a = FangKrum(threshold=1e-3)
+    a = FangKrum(threshold=1e-3, unit="absolute")
     b = a(sq, ctx(1, n_h=4, rule=TinyKrum(1)))
     assert 1e-3 <= a.last_lambda < 2e-3
     torch.testing.assert_close(b[0], -a.last_lambda * torch.ones(2, dtype=f64))
@@ -213,13 +217,21 @@ def test_rop_hand_computed():
     honest = torch.tensor([[0.0, 0.0], [2.0, 0.0]], dtype=f64)  # mean (1, 0)
     # t = 0 (no previous aggregate): reference = mean = (1, 0); v = (1,1) - 1 (1, 0) = (0, 1);
     # angle 90 -> p = (0, 1); location = pi * 0 + (1 - pi) mean = 0 -> b = z (0, 1) = (0, 2)
-    b = ROP(z=2.0)(honest, ctx(1, n_h=2))
+    b = ROP(z=2.0, unit="absolute")(honest, ctx(1, n_h=2))
     torch.testing.assert_close(b, torch.tensor([[0.0, 2.0]], dtype=f64))
     # prev = (2, 0), lam = pi = 0.5: ref = (1.5, 0), loc = (1.5, 0), v = (0, 1);
     # angle 60: p = sin60 (0, 1) + cos60 (1, 0) = (0.5, 0.866) (unit) -> b = (1.5 + 1, 1.732)
     prev = torch.tensor([2.0, 0.0], dtype=f64)
-    b = ROP(z=2.0, lam=0.5, pi=0.5, angle=60.0)(honest, ctx(2, n_h=2, prev=prev))
+    b = ROP(z=2.0, lam=0.5, pi=0.5, angle=60.0, unit="absolute")(honest, ctx(2, n_h=2, prev=prev))
     torch.testing.assert_close(b[1], torch.tensor([2.5, math.sqrt(3)], dtype=f64))
+    # angle 270 (FLB's current config): p = -v -> b = (0, -2); 360 is out of [0, 360)
+    b = ROP(z=2.0, angle=270.0, unit="absolute")(honest, ctx(1, n_h=2))
+    torch.testing.assert_close(b, torch.tensor([[0.0, -2.0]], dtype=f64))
+    with pytest.raises(ConfigError, match="attack.angle"):
+        ROP(angle=360.0)
+    # unit spread: |g_i - mean| = 1 for both rows -> the same b as absolute here
+    torch.testing.assert_close(ROP(z=2.0)(honest, ctx(1, n_h=2)),
+                               torch.tensor([[0.0, 2.0]], dtype=f64))
     # z = None: ALIE z_max, honest formula, n = 4, f = 2: s = 3 - 2 = 1, Phi^-1(1/2) = 0
     b = ROP()(honest, ctx(2, n_h=2))
     torch.testing.assert_close(b, torch.zeros(2, 2, dtype=f64))
@@ -232,7 +244,7 @@ class Shift:
     """Test attack: every row is c * e_0."""
 
     scale_param = "c"
-    scale_range = (0.0, 10.0)
+    scale_range = (0.01, 10.0)
 
     def __init__(self, c: float = 0.0):
         self.c = c
@@ -253,20 +265,20 @@ def test_tuned_finds_known_maximum_smooth():
     honest = torch.zeros(4, 3, dtype=f64)
     t = Tuned(Shift(), budget=20)
     b = t(honest, ctx(2, n_h=4, rule=soft_rule))
-    assert t.last_scale == pytest.approx(1.0, abs=0.02)
+    assert t.last_scale == pytest.approx(1.0, abs=0.03) and t.last_evals <= 20
     torch.testing.assert_close(b[0, 0], torch.tensor(t.last_scale, dtype=f64))
 
 
 def test_tuned_finds_rise_then_drop_edge():
     # norm filter: rows with |x| <= 3 are averaged, others dropped. Damage = (f/n) c for
-    # c <= 3, then 0: the maximum is at the edge c = 3.
+    # c <= 3, then 0: the maximum is at the edge c = 3 (a cliff).
     def filt(x):
         keep = (x.norm(dim=1) <= 3.0).to(x.dtype)
         return (x * keep[:, None]).sum(0) / keep.sum()
 
     t = Tuned(Shift(), budget=24)
     t(torch.zeros(4, 3, dtype=f64), ctx(2, n_h=4, rule=filt))
-    assert 2.9 < t.last_scale <= 3.0
+    assert 2.97 < t.last_scale <= 3.0 and t.last_evals <= 24
 
 
 def test_tuned_wraps_real_attacks_and_delegates():
@@ -275,25 +287,60 @@ def test_tuned_wraps_real_attacks_and_delegates():
     t = Tuned(s, budget=6)
     assert t.attack.magnitude == "fixed" and s.magnitude == "adaptive"  # private copy
     t(honest, ctx(2, n_h=6))
-    assert t.last_scale == 10.0  # the mean is moved most by the largest lambda
+    assert t.last_scale == pytest.approx(10.0)  # the mean is moved most by the largest lambda
     with pytest.raises(ConfigError, match="attack.tune.param"):
         Tuned(LabelFlip())
-    tl = Tuned(LabelFlip(), param="num_classes")
+    tl = Tuned(LabelFlip(), param="num_classes", lo=2, hi=3)
     assert tl.local and tl.transform_labels is LabelFlip.transform_labels
     with pytest.raises(ConfigError, match="attack.tune.hi"):
         Tuned(IPM(), lo=2.0, hi=1.0)
+    with pytest.raises(ConfigError, match="attack.tune.lo"):
+        Tuned(IPM(), lo=0.0)
+    with pytest.raises(ConfigError, match="attack.tune.search"):
+        Tuned(IPM(), search="golden")
 
 
-def test_line_search_and_largest_true_budgets():
+def test_maximize_budget_plateau_and_nan():
     calls = []
 
-    def obj(x):
+    def obj(x):  # smooth single peak at x = 2.7, value 2.7 / e
         calls.append(x)
-        return -(x - 2.7) ** 2
+        return x * math.exp(-x / 2.7)
 
-    x, v = line_search_max(obj, 0.0, 8.0, 16)
-    assert len(calls) <= 16 and abs(x - 2.7) < 0.05
-    calls.clear()
+    r = maximize(pointwise(obj), 0.01, 8.0, 16)
+    assert len(calls) == r.evals <= 16
+    assert r.value >= 0.99 * 2.7 / math.e and abs(r.x - 2.7) < 0.5
+    # plateau from 1 on: the smallest scale reaching it (up to the scan's resolution)
+    r = maximize(pointwise(lambda x: min(x, 1.0)), 0.01, 100.0, 16)
+    assert r.value == 1.0 and 1.0 <= r.x < 1.5
+    # nan counts as -inf: nan above 5, rising below
+    r = maximize(pointwise(lambda x: x if x <= 5 else float("nan")), 0.01, 100.0, 16)
+    assert 4.6 < r.x <= 5.0 and r.value == r.x
+
+
+def test_lpd_reproduces_line_maximize_by_hand():
+    # ByzantineMomentum's line_maximize on J(x) = -(x - 2.5)^2, 8 evaluations, delta 1:
+    # x = 0 (-6.25), 1 (-2.25, better, delta 2), 3 (-0.25, better, delta 4), 7 (worse:
+    # delta 3.2, contraction from prop 7 > best 3): 7 - 3.2 = 3.8 (-1.69; delta 2.56),
+    # prop 3.8 > 3: 3.8 - 2.56 = 1.24 (-1.5876; delta 2.048), prop 1.24 < 3: 1.24 + 2.048
+    # = 3.288 (-0.620944; delta 1.6384), prop 3.288 > 3: 3.288 - 1.6384 = 1.6496.
+    seen = []
+
+    def obj(x):
+        seen.append(x)
+        return -(x - 2.5) ** 2
+
+    r = maximize(pointwise(obj), 0.01, 10.0, 8, method="lpd")
+    assert seen == pytest.approx([0, 1, 3, 7, 3.8, 1.24, 3.288, 1.6496])
+    assert r.x == 3 and r.evals == 8
+    seen.clear()
+    t = Tuned(Shift(), budget=8, search="lpd", delta=10.0)  # ByzFL's delta
+    t(torch.zeros(4, 3, dtype=f64), ctx(2, n_h=4, rule=soft_rule))
+    assert t.last_evals == 8 and t.last_scale in (0.0, 1.0) or t.last_scale < 10
+
+
+def test_largest_true_budgets():
+    calls = []
     x = largest_true(lambda g: calls.append(g) or g <= 5.3, 1.0, 100.0, 30, rtol=1e-4)
     assert 5.3 * (1 - 2e-4) <= x <= 5.3 and len(calls) <= 30
     assert largest_true(lambda g: True, 1.0, 64.0, 30) == 64.0

@@ -30,7 +30,8 @@ def test_finite_norm_adaptive_real_krum():
     # 3 x (1, 0), 3 x (-1, 0), f = 1: b = (0, g) is selected iff g < 1/sqrt3 (see
     # test_attacks_seesaw_finite_norm.py for the arithmetic); the rule's one-hot weights.
     honest = torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 0.0]] * 3, dtype=f64)
-    a = FiniteNorm(direction="coordinate", coordinate=1, rtol=1e-4, budget=40)
+    a = FiniteNorm(unit="absolute",
+                   mode="largest_kept", direction="coordinate", coordinate=1, rtol=1e-4, budget=40)
     a(honest, ctx(krum_mod.Krum(n=7, f=1), 1, 6))
     assert 1 / math.sqrt(3) * (1 - 2e-4) <= a.last_gamma < 1 / math.sqrt(3)
 
@@ -39,14 +40,14 @@ def test_finite_norm_adaptive_real_median():
     # coordinate 0 values -2..2, f = 2: the median follows b_0 = g up to g = 1.
     honest = torch.tensor([[-2.0, 0.1], [-1.0, -0.1], [0.0, 0.0], [1.0, 0.1], [2.0, -0.1]],
                           dtype=f64)
-    a = FiniteNorm(gamma=0.1, rtol=1e-4, budget=40)
+    a = FiniteNorm(unit="absolute", mode="largest_kept", gamma=0.1, rtol=1e-4, budget=40)
     a(honest, ctx(median_mod.Median(n=7, f=2), 2, 5))
     assert abs(a.last_gamma - 1.0) < 2e-3
 
 
 def test_seesaw_adaptive_real_krum():
     honest = torch.tensor([[1.0, 1.0]] * 3 + [[-1.0, 1.0]] * 3, dtype=f64)
-    a = Seesaw(lambda_max=10.0, budget=30, period=1)
+    a = Seesaw(unit="absolute", cap=10.0, budget=30, period=1)
     a(honest, ctx(krum_mod.Krum(n=7, f=1), 1, 6, t=1))
     assert 0.95 / math.sqrt(3) < a.last_lambda < 1 / math.sqrt(3)
 

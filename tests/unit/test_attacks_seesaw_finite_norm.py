@@ -64,7 +64,8 @@ def test_krum_case_threshold_by_hand():
 
 
 def test_finite_norm_adaptive_krum_is_largest_selected_gamma():
-    a = FiniteNorm(direction="coordinate", coordinate=1, mode="adaptive", gamma=1.0, rtol=1e-4,
+    a = FiniteNorm(unit="absolute",
+                   direction="coordinate", coordinate=1, mode="largest_kept", gamma=1.0, rtol=1e-4,
                    budget=40)
     b = a(KRUM_HONEST, ctx_for(TinyKrum(1), 1, n_h=6))
     g = a.last_gamma
@@ -79,15 +80,30 @@ def test_finite_norm_adaptive_median_saturation():
     # rate 0). So the largest kept gamma is 1 (+ the 1e-3 finite-difference step).
     honest = torch.tensor([[-2.0, 0.1], [-1.0, -0.1], [0.0, 0.0], [1.0, 0.1], [2.0, -0.1]],
                           dtype=f64)
-    a = FiniteNorm(direction="max_var", mode="adaptive", gamma=0.1, rtol=1e-4, budget=40)
+    a = FiniteNorm(unit="absolute",
+                   direction="max_var", mode="largest_kept", gamma=0.1, rtol=1e-4, budget=40)
     b = a(honest, ctx_for(median_rule, 2, n_h=5))
     assert abs(a.last_gamma - 1.0) < 2e-3
     assert b.shape == (2, 2) and b[0, 1] == 0.0  # honest mean of coordinate 1 is 0
 
 
+def test_finite_norm_adaptive_argmax_krum_and_median():
+    # adaptive = argmax of <A - mu, e>: on the Krum case the displacement is g while b is
+    # selected (g < 1/sqrt3) and 0 after: the maximizer's cliff bisection lands just below.
+    a = FiniteNorm(unit="absolute", direction="coordinate", coordinate=1, cap=10.0, budget=16)
+    a(KRUM_HONEST, ctx_for(TinyKrum(1), 1, n_h=6))
+    assert 0.97 / math.sqrt(3) <= a.last_gamma < 1 / math.sqrt(3) and a.last_evals <= 16
+    # median case: the displacement is min(g, 1): the plateau's left end, gamma ~ 1.
+    honest = torch.tensor([[-2.0, 0.1], [-1.0, -0.1], [0.0, 0.0], [1.0, 0.1], [2.0, -0.1]],
+                          dtype=f64)
+    a = FiniteNorm(unit="absolute", cap=10.0, budget=16)
+    a(honest, ctx_for(median_rule, 2, n_h=5))
+    assert 1.0 <= a.last_gamma < 1.05
+
+
 def test_finite_norm_adaptive_mean_always_kept():
     honest = torch.randn(5, 3, dtype=f64, generator=torch.Generator().manual_seed(0))
-    a = FiniteNorm(mode="adaptive", gamma=1.0, gamma_max=64.0)
+    a = FiniteNorm(unit="absolute", mode="largest_kept", gamma=1.0, cap=64.0)
     a(honest, ctx_for(mean_rule, 2, n_h=5))
     assert a.last_gamma == 64.0
 
@@ -96,28 +112,32 @@ def test_finite_norm_norm_mode_directions_by_hand():
     honest = torch.tensor([[0.0, 1.0, 4.0], [2.0, 1.0, 0.0]], dtype=f64)
     # mean = (1, 1, 2); variances (1, 0, 4) -> max_var = coordinate 2
     c = ctx_for(mean_rule, 2, n_h=2)
-    b = FiniteNorm(mode="norm", gamma=3.0)(honest, c)
+    b = FiniteNorm(unit="absolute", mode="norm", gamma=3.0)(honest, c)
     torch.testing.assert_close(b, torch.tensor([[1.0, 1.0, 5.0]] * 2, dtype=f64))
-    b = FiniteNorm(direction="coordinate", coordinate=1, mode="norm", gamma=3.0)(honest, c)
+    b = FiniteNorm(unit="absolute",
+                   direction="coordinate", coordinate=1, mode="norm", gamma=3.0)(honest, c)
     torch.testing.assert_close(b[0], torch.tensor([1.0, 4.0, 2.0], dtype=f64))
     # linf: e = (1, 1, 1)/sqrt(3); gamma = sqrt(3) -> + (1, 1, 1)
-    b = FiniteNorm(direction="linf", mode="norm", gamma=math.sqrt(3))(honest, c)
+    b = FiniteNorm(unit="absolute", direction="linf", mode="norm", gamma=math.sqrt(3))(honest, c)
     torch.testing.assert_close(b[0], torch.tensor([2.0, 2.0, 3.0], dtype=f64))
     # vector (3, 0, 4) -> unit (0.6, 0, 0.8); gamma 5 -> + (3, 0, 4)
-    b = FiniteNorm(direction="vector", vector=[3, 0, 4], mode="norm", gamma=5.0)(honest, c)
+    b = FiniteNorm(unit="absolute",
+                   direction="vector", vector=[3, 0, 4], mode="norm", gamma=5.0)(honest, c)
     torch.testing.assert_close(b[0], torch.tensor([4.0, 1.0, 6.0], dtype=f64))
 
 
 def test_finite_norm_errors():
     honest = torch.zeros(3, 2)
     with pytest.raises(ConfigError, match="attack.direction"):
-        FiniteNorm(direction="diagonal")
+        FiniteNorm(unit="absolute", direction="diagonal")
     with pytest.raises(ConfigError, match="attack.vector"):
-        FiniteNorm(direction="vector")
+        FiniteNorm(unit="absolute", direction="vector")
     with pytest.raises(ConfigError, match="attack.coordinate"):
-        FiniteNorm(direction="coordinate", coordinate=5, mode="norm")(honest, ctx_for(mean_rule, 1))
+        FiniteNorm(unit="absolute",
+                   direction="coordinate", coordinate=5, mode="norm")(honest, ctx_for(mean_rule, 1))
     with pytest.raises(ConfigError, match="attack.vector"):
-        FiniteNorm(direction="vector", vector=[1, 0, 0], mode="norm")(honest, ctx_for(mean_rule, 1))
+        FiniteNorm(unit="absolute",
+                   direction="vector", vector=[1, 0, 0], mode="norm")(honest, ctx_for(mean_rule, 1))
 
 
 # ---------------------------------------------------------------- seesaw
@@ -127,7 +147,7 @@ SEESAW_HONEST = torch.tensor([[3.0, 1.0], [1.0, 2.0], [2.0, 6.0]], dtype=f64)
 
 
 def test_seesaw_phase_flips_every_period():
-    a = Seesaw(magnitude="fixed", lam=math.sqrt(2), period=3)
+    a = Seesaw(unit="absolute", magnitude="fixed", lam=math.sqrt(2), period=3)
     signs = []
     for t in range(9):
         b = a(SEESAW_HONEST, ctx_for(mean_rule, 2, t=t, n_h=3))
@@ -137,18 +157,18 @@ def test_seesaw_phase_flips_every_period():
         if signs[-1] == -1:
             torch.testing.assert_close(b[0], torch.tensor([3.0, 3.0], dtype=f64))
     assert signs == [1, 1, 1, -1, -1, -1, 1, 1, 1]
-    assert [Seesaw(period=1).phase(t) for t in range(4)] == [1, -1, 1, -1]
+    assert [Seesaw(unit="absolute", period=1).phase(t) for t in range(4)] == [1, -1, 1, -1]
 
 
 def test_seesaw_period_null_never_flips():
-    a = Seesaw(magnitude="fixed", lam=math.sqrt(2), period=None)
+    a = Seesaw(unit="absolute", magnitude="fixed", lam=math.sqrt(2), period=None)
     for t in (0, 1, 7, 100):
         b = a(SEESAW_HONEST, ctx_for(mean_rule, 1, t=t, n_h=3))
         torch.testing.assert_close(b[0], torch.tensor([1.0, 1.0], dtype=f64))
 
 
 def test_seesaw_groups_two_halves_opposite_sides():
-    a = Seesaw(magnitude="fixed", lam=math.sqrt(2), period=1, groups=2)
+    a = Seesaw(unit="absolute", magnitude="fixed", lam=math.sqrt(2), period=1, groups=2)
     r = torch.tensor([2.0, 2.0], dtype=f64)
     for t in (0, 1):
         b = a(SEESAW_HONEST, ctx_for(mean_rule, 5, t=t, n_h=3))
@@ -162,18 +182,22 @@ def test_seesaw_groups_two_halves_opposite_sides():
 def test_seesaw_pivots_and_directions_by_hand():
     c = ctx_for(mean_rule, 1, n_h=3)
     # mean pivot (2, 3), |.| = sqrt(13); lam = sqrt(13) -> b = (2, 3) - (2, 3) = 0
-    b = Seesaw(pivot="mean", magnitude="fixed", lam=math.sqrt(13))(SEESAW_HONEST, c)
+    b = Seesaw(unit="absolute",
+               pivot="mean", magnitude="fixed", lam=math.sqrt(13))(SEESAW_HONEST, c)
     torch.testing.assert_close(b[0], torch.zeros(2, dtype=f64))
     # medoid: distance sums: row0 sqrt(5)+sqrt(26), row1 sqrt(5)+sqrt(17), row2 sqrt(26)+sqrt(17)
-    # -> row1 = (1, 2); sign direction (1, 1), lam = 0.5 -> (0.5, 1.5)
-    b = Seesaw(pivot="medoid", direction="sign", magnitude="fixed", lam=0.5)(SEESAW_HONEST, c)
+    # -> row1 = (1, 2); sign direction (1, 1) / sqrt2, lam = 0.5 sqrt2 -> (0.5, 1.5)
+    b = Seesaw(unit="absolute", pivot="medoid", direction="sign", magnitude="fixed",
+               lam=0.5 * math.sqrt(2))(SEESAW_HONEST, c)
     torch.testing.assert_close(b[0], torch.tensor([0.5, 1.5], dtype=f64))
     # std (unbiased): coord 0: values 3,1,2 -> var 1 -> std 1; coord 1: 1,2,6 mean 3,
-    # var (4+1+9)/2 = 7 -> std sqrt(7); lam = 2 -> (2, 2) - 2 (1, sqrt 7)
-    b = Seesaw(direction="std", magnitude="fixed", lam=2.0)(SEESAW_HONEST, c)
+    # var (4+1+9)/2 = 7 -> std sqrt(7), normalized (1, sqrt7) / sqrt8; lam = 2 sqrt8
+    # -> (2, 2) - 2 (1, sqrt 7)
+    b = Seesaw(unit="absolute", direction="std", magnitude="fixed",
+               lam=2.0 * math.sqrt(8))(SEESAW_HONEST, c)
     torch.testing.assert_close(b[0], torch.tensor([0.0, 2 - 2 * math.sqrt(7)], dtype=f64))
     # growing: lambda_0 rho^t = 0.5 * 2^2 = 2 at t = 2 (phase +1 with period 10) -> r - 2u
-    b = Seesaw(magnitude="growing", lambda_0=0.5, rho=2.0)(SEESAW_HONEST,
+    b = Seesaw(unit="absolute", magnitude="growing", lambda_0=0.5, rho=2.0)(SEESAW_HONEST,
                                                            ctx_for(mean_rule, 1, t=2, n_h=3))
     torch.testing.assert_close(b[0], torch.tensor([2 - math.sqrt(2), 2 - math.sqrt(2)], dtype=f64))
 
@@ -181,7 +205,7 @@ def test_seesaw_pivots_and_directions_by_hand():
 @pytest.mark.parametrize("groups,t", [(1, 0), (1, 1), (2, 0)])
 def test_seesaw_stealth_min_max_constraint_with_equality(groups, t):
     honest = torch.randn(7, 5, dtype=f64, generator=torch.Generator().manual_seed(3)) + 1.0
-    a = Seesaw(magnitude="stealth", lambda_max=1e6, groups=groups, period=1)
+    a = Seesaw(unit="absolute", magnitude="stealth", cap=1e6, groups=groups, period=1)
     b = a(honest, ctx_for(mean_rule, 4, t=t, n_h=7))
     bound = torch.cdist(honest, honest).max()
     worst = torch.cdist(b, honest).max()
@@ -197,7 +221,7 @@ def test_seesaw_adaptive_maximizes_signed_displacement_krum(t):
     # so as in the finite_norm Krum case b is selected iff lam < 1/sqrt(3), and then the
     # signed displacement along -s_t u is lam; otherwise Krum returns an honest row (0).
     honest = torch.tensor([[1.0, 1.0]] * 3 + [[-1.0, 1.0]] * 3, dtype=f64)
-    a = Seesaw(magnitude="adaptive", lambda_max=10.0, budget=30, period=1)
+    a = Seesaw(unit="absolute", magnitude="adaptive", cap=10.0, budget=30, period=1)
     b = a(honest, ctx_for(TinyKrum(1), 1, t=t, n_h=6))
     lam = a.last_lambda
     assert 0.95 / math.sqrt(3) < lam < 1 / math.sqrt(3)
@@ -205,20 +229,37 @@ def test_seesaw_adaptive_maximizes_signed_displacement_krum(t):
     torch.testing.assert_close(b[0], torch.tensor([0.0, 1 - s * lam], dtype=f64))
 
 
-def test_seesaw_adaptive_mean_takes_lambda_max():
-    honest = torch.randn(6, 4, dtype=f64, generator=torch.Generator().manual_seed(1)) + 2
-    a = Seesaw(magnitude="adaptive", lambda_max=7.0, budget=8)
-    a(honest, ctx_for(mean_rule, 3, n_h=6))
-    assert a.last_lambda == 7.0
+@pytest.mark.parametrize("cap", [0.5, 2.0, 8.0])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_fair_protocol_same_bounded_deviation_against_mean(cap, scale):
+    # The fair protocol (docs/STUDY.md): seesaw, directional_deviation and finite_norm
+    # (mode maximize) search [lo, cap] spread units with the same maximizer and budget.
+    # Against the plain mean the displacement grows linearly, so all three take the cap
+    # and each Byzantine row sits at exactly cap * spread from its pivot, whatever the
+    # gradients' scale: bounded, and the same bound for every attack.
+    honest = scale * (torch.randn(6, 4, dtype=f64, generator=torch.Generator().manual_seed(1))
+                      + 2)
+    spread = float((honest - honest.mean(0)).norm(dim=1).mean())
+    c = ctx_for(mean_rule, 3, n_h=6)
+    attacks = [Seesaw(cap=cap, budget=16, period=1), Seesaw(cap=cap, budget=16, period=None),
+               FiniteNorm(cap=cap, budget=16)]
+    for a in attacks:
+        b = a(honest, c)
+        pivot = honest.median(0).values if isinstance(a, Seesaw) else honest.mean(0)
+        if isinstance(a, Seesaw):
+            pivot = torch.quantile(honest, 0.5, dim=0)
+        dist = (b - pivot).norm(dim=1)
+        torch.testing.assert_close(dist, torch.full_like(dist, cap * spread), rtol=1e-9, atol=0)
+        assert a.last_evals <= 16
 
 
 def test_seesaw_jitter_seeded_rows_differ():
     honest = torch.randn(6, 4, dtype=f64, generator=torch.Generator().manual_seed(1)) + 2
-    a = Seesaw(magnitude="fixed", lam=1.0, jitter=0.01)
+    a = Seesaw(unit="absolute", magnitude="fixed", lam=1.0, jitter=0.01)
     b1 = a(honest, ctx_for(mean_rule, 3, n_h=6, seed=5))
     b2 = a(honest, ctx_for(mean_rule, 3, n_h=6, seed=5))
     assert torch.equal(b1, b2) and not torch.equal(b1[0], b1[1])
-    base = Seesaw(magnitude="fixed", lam=1.0)(honest, ctx_for(mean_rule, 3, n_h=6))
+    base = Seesaw(unit="absolute", magnitude="fixed", lam=1.0)(honest, ctx_for(mean_rule, 3, n_h=6))
     assert ((b1 - base).norm(dim=1) / base.norm(dim=1)).max() < 0.05
 
 
@@ -227,4 +268,4 @@ def test_seesaw_errors():
                      ({"pivot": "mode"}, "attack.pivot"),
                      ({"magnitude": "huge"}, "attack.magnitude")]:
         with pytest.raises(ConfigError, match=name):
-            Seesaw(**kw)
+            Seesaw(unit="absolute", **kw)

@@ -1,0 +1,197 @@
+"""The one line maximizer behind every adaptive and tuned attack.
+
+An adaptive attack picks a scale ``c`` (a length in the attack's unit, or a
+dimensionless factor such as ALIE's z) by maximizing an objective ``J(c)`` evaluated
+on the real aggregation pipeline. ``J`` is often neither smooth nor unimodal: against
+Krum-type rules it rises while the Byzantine rows are selected and falls off a cliff
+when they stop being selected; against coordinate-wise rules it saturates (plateau).
+
+``maximize(objective, lo, hi, budget)`` handles both:
+
+1. **scan** - ``n1 = ceil(budget / 2)`` points log-spaced on ``[lo, hi]`` (``lo > 0``),
+   one batched call;
+2. **refine** - ``n2 = (budget - n1) // 2`` points log-spaced inside the bracket formed
+   by the best scan point's neighbours (half on each side), one batched call;
+3. **edge bisection** - each remaining evaluation bisects (geometric midpoint) the gap
+   between the best point and its evaluated right neighbour when the objective is
+   lower there (else its left neighbour when lower there; else it stops). On "rise
+   then cliff" shapes this converges to the cliff from below, every successful
+   midpoint becoming the best point; at a plateau's left end it locates where the
+   plateau starts (no drop on the plateau side); on a smooth peak it contracts from
+   the right, the refinement having placed the best point within one refinement step.
+
+Ties (values within ``TIE_RTOL = 1e-6`` of the best, relative: float32 rounding) go to
+the *smallest* scale, so a plateau yields its left end and results do not depend on
+rounding. ``nan`` counts as ``-inf``. Every evaluated point is a candidate; the best one
+is returned with the number of objective evaluations spent (= pipeline evaluations for
+the attacks here).
+
+``objective`` takes a 1-D float64 CPU tensor of candidate scales ``[k]`` and returns
+``[k]`` values: stages 1-2 call it once with all their points, so a batched pipeline
+query (``[k, n, d] -> [k, d]``) can serve a whole stage in one call. ``pointwise(fn)``
+adapts a scalar ``fn(float) -> float``.
+
+``method="lpd"`` reproduces ``line_maximize`` of LPD-EPFL's ByzantineMomentum
+(``tools/misc.py``; ByzFL's ``Optimal_*`` attacks use the same routine): start at
+``start`` (0), step ``delta`` (BM 1, ByzFL 10), double the step while the objective
+strictly improves, then contract by ``ratio`` (0.8) moving around the best point,
+``budget`` evaluations in all (BM 16, ByzFL 20). It ignores ``lo``/``hi``, as the
+original does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from byzbench import require
+
+SEARCHES = ("scan", "lpd")
+TIE_RTOL = 1e-6
+Objective = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """``x``: best scale; ``value``: its objective; ``evals``: objective evaluations."""
+
+    x: float
+    value: float
+    evals: int
+
+
+def pointwise(fn: Callable[[float], float]) -> Objective:
+    """Adapt a scalar objective to the batched interface ``[k] -> [k]``."""
+    return lambda xs: torch.tensor([float(fn(float(x))) for x in xs], dtype=torch.float64)
+
+
+def check_search(method: str, lo: float, hi: float, budget: int, where: str = "attack",
+                 hi_key: str = "hi") -> None:
+    """Validate search parameters (one-line ConfigErrors naming ``where.<key>``)."""
+    require(method in SEARCHES, f"{where}.search", method, f"one of {SEARCHES}")
+    require(int(budget) >= 2, f"{where}.budget", budget, ">= 2 pipeline evaluations")
+    require(lo > 0, f"{where}.lo", lo, "> 0 (the scan is log-spaced)")
+    require(hi > lo, f"{where}.{hi_key}", hi, f"> lo = {lo}")
+
+
+def _logspace(a: float, b: float, k: int) -> list[float]:
+    if k <= 0:
+        return []
+    if k == 1:
+        return [math.sqrt(a * b)]
+    la, lb = math.log(a), math.log(b)
+    return [math.exp(la + (lb - la) * i / (k - 1)) for i in range(k)]
+
+
+class _Tracker:
+    """Evaluated points and the running best (ties within ``rtol`` -> smallest x)."""
+
+    def __init__(self, objective: Objective):
+        self.objective = objective
+        self.xs: list[float] = []
+        self.vs: list[float] = []
+
+    def eval(self, xs: list[float]) -> list[float]:
+        if not xs:
+            return []
+        v = self.objective(torch.tensor(xs, dtype=torch.float64))
+        v = torch.as_tensor(v, dtype=torch.float64).detach().cpu().reshape(-1)
+        v = torch.nan_to_num(v, nan=-math.inf).tolist()
+        self.xs += xs
+        self.vs += v
+        return v
+
+    def tol(self) -> float:
+        finite = [abs(v) for v in self.vs if math.isfinite(v)]
+        return TIE_RTOL * max(finite, default=0.0)
+
+    def best(self) -> tuple[float, float]:
+        vmax = max(self.vs)
+        tol = self.tol()
+        x = min(x for x, v in zip(self.xs, self.vs) if v >= vmax - tol)
+        return x, self.vs[self.xs.index(x)]
+
+
+def maximize(objective: Objective, lo: float, hi: float, budget: int, method: str = "scan",
+             start: float = 0.0, delta: float = 1.0, ratio: float = 0.8) -> SearchResult:
+    """Maximize ``objective`` over scales (see the module docstring); at most ``budget``
+    evaluations. ``start``, ``delta``, ``ratio`` are used by ``method="lpd"`` only."""
+    budget = int(budget)
+    if method == "lpd":
+        return _lpd(objective, budget, start, delta, ratio)
+    tr = _Tracker(objective)
+    n1 = max(2, min(budget, math.ceil(budget / 2)))
+    grid = _logspace(lo, hi, n1)
+    tr.eval(grid)
+    n2 = (budget - n1) // 2
+    if n2 > 0:
+        bx, _ = tr.best()
+        i = grid.index(bx)
+        left = grid[max(i - 1, 0)]
+        right = grid[min(i + 1, len(grid) - 1)]
+        if i == 0:
+            kl, kr = 0, n2
+        elif i == len(grid) - 1:
+            kl, kr = n2, 0
+        else:
+            kl, kr = n2 // 2, n2 - n2 // 2
+        pts = _logspace(left, bx, kl + 2)[1:-1] + _logspace(bx, right, kr + 2)[1:-1]
+        tr.eval(pts)
+    for _ in range(budget - len(tr.xs)):
+        bx, bv = tr.best()
+        other = None  # the right side first (cliffs), else the left (a plateau's start)
+        for x in (min((x for x in tr.xs if x > bx), default=None),
+                  max((x for x in tr.xs if x < bx), default=None)):
+            if x is not None and tr.vs[tr.xs.index(x)] < bv - tr.tol():
+                other = x
+                break
+        if other is None:
+            break  # flat around the best point: nothing left to locate
+        tr.eval([math.sqrt(bx * other)])
+    x, v = tr.best()
+    return SearchResult(x=x, value=v, evals=len(tr.xs))
+
+
+def _lpd(objective: Objective, evals: int, start: float, delta: float,
+         ratio: float) -> SearchResult:
+    """ByzantineMomentum's ``tools.misc.line_maximize``, step for step."""
+    n = 0
+
+    def scape(x: float) -> float:
+        nonlocal n
+        n += 1
+        v = float(objective(torch.tensor([x], dtype=torch.float64)).reshape(-1)[0])
+        return -math.inf if v != v else v
+
+    best_x = start
+    best_y = scape(best_x)
+    evals -= 1
+    prop_x = best_x
+    while evals > 0:  # expansion
+        prop_x = best_x + delta
+        prop_y = scape(prop_x)
+        evals -= 1
+        if prop_y > best_y:
+            best_y, best_x = prop_y, prop_x
+            delta *= 2
+        else:
+            delta *= ratio
+            break
+    while evals > 0:  # contraction around the best point
+        if prop_x < best_x:
+            prop_x += delta
+        else:
+            x = prop_x - delta
+            while x < 0:
+                x = (x + prop_x) / 2
+            prop_x = x
+        prop_y = scape(prop_x)
+        evals -= 1
+        if prop_y > best_y:
+            best_y, best_x = prop_y, prop_x
+        delta *= ratio
+    return SearchResult(x=best_x, value=best_y, evals=n)
