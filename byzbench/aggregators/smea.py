@@ -115,6 +115,7 @@ class SMEA:
         while done < len(order) and np.isfinite(lo[order[done]]) and \
                 lo[order[done]] <= best * (1 + 1e-9) + 1e-300:
             ci = order[done:done + step]
+            ci = ci[np.isfinite(lo[ci])]  # never score a subset holding a bad row
             mats = c_all[ci] if c_all is not None else np.stack(
                 [blocks[i // self._CHUNK][i % self._CHUNK] for i in ci])
             out[ci] = np.linalg.eigvalsh(mats)[:, -1]
@@ -122,6 +123,7 @@ class SMEA:
             done += len(ci)
             step = min(4 * step, self._CHUNK)
         self.last_exact = done
+        out[nbad > 0] = np.inf
         return out, nbad
 
     @_ops.single_blas
