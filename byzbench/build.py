@@ -183,6 +183,14 @@ def check_top(cfg: Any) -> ClusterSpec:
     return cluster_spec(c.n_workers, c.byz_frac, c.f_declared)
 
 
+def example_batch(data: Any, rows: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``(X [rows, B, ...], Y [rows, B])`` batch of the run's shapes (the first samples;
+    for timing the gradient paths, not for training)."""
+    idx = torch.arange(rows * batch, device=data.y_train.device) % len(data.y_train)
+    x = data.prepare(data.x_train[idx])
+    return x.view(rows, batch, *x.shape[1:]), data.y_train[idx].view(rows, batch)
+
+
 def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     """Compose every component of a run from the config.
 
@@ -219,7 +227,9 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     data = data.to(device)
     theta = flat_params(model).requires_grad_(True)
     info["d"] = int(theta.numel())
-    info["grad_path"] = choose_grad_path(model, device, cfg.grad_path)
+    info["grad_path"] = choose_grad_path(
+        model, device, cfg.grad_path, task=data.task,
+        example=lambda: example_batch(data, spec.n_honest, int(cfg.batch_size)))
     f_star = None
     if is_linear_model(model):
         # Closed form from the dataset when it has one (least squares), else L-BFGS.

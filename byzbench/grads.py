@@ -114,18 +114,65 @@ def make_grad_fn(
 
 GRAD_PATHS = ("auto", "vmap", "loop")
 
+# grad_path=auto: the faster formulation per device type and model class, measured with
+# scripts/bench_models.py (n = 20 workers, B = 32, the models' datasets' input shapes; CPU
+# with 1 thread, this repo's 2-core machine; CUDA on one H200: scripts/gpu_check.sh). A
+# model class missing from the table is measured once on first use (time_grad_paths).
+# docs/PERFORMANCE.md has the numbers behind every entry.
+MEASURED_GRAD_PATHS: dict[str, dict[str, str]] = {
+    "cpu": {"LogReg": "vmap", "MLP": "vmap", "LeNet": "vmap", "CNN": "loop",
+            "ResNet20": "loop"},
+}
+_MEASURED_ON_USE: dict[tuple, str] = {}
 
-def choose_grad_path(model: nn.Module, device: torch.device, path: str = "auto") -> str:
-    """``auto``: the vectorized pass, except for convolutional models on CPU, where
-    torch's batched (grouped) convolutions under vmap are 2-3x slower than a loop over
-    workers (scripts/bench_models.py: cnn 2.5 s vs 0.9 s per round, n_h=16, B=32);
-    on CUDA the vectorized pass is used for every model."""
+
+def time_grad_paths(model: nn.Module, X: Tensor, Y: Tensor, task: str = "classification",
+                    repeats: int = 2) -> dict[str, float]:
+    """Best wall time (s) of each path on ``X [n, B, ...], Y [n, B]`` after a warm-up."""
+    import time
+
+    theta = flat_params(model).to(X.device)
+    sync = torch.cuda.synchronize if X.device.type == "cuda" else (lambda: None)
+    out = {}
+    for path in ("vmap", "loop"):
+        fn = make_grads(model, task, path)
+        fn(theta, X, Y)
+        best = float("inf")
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            fn(theta, X, Y)
+            sync()
+            best = min(best, time.perf_counter() - t0)
+        out[path] = best
+    return out
+
+
+def choose_grad_path(model: nn.Module, device: torch.device, path: str = "auto",
+                     example: Callable[[], tuple[Tensor, Tensor]] | None = None,
+                     task: str = "classification") -> str:
+    """The per-worker gradient formulation: ``path`` itself unless ``auto``; then the
+    measured winner for (device type, model class) from MEASURED_GRAD_PATHS, else (a
+    model or device not in the table) the faster path on ``example()`` - one batch
+    ``(X [n, B, ...], Y [n, B])`` of the run's shape - timed once per process and
+    shape. Both paths give the same gradients up to float rounding; pin ``grad_path``
+    for bit-identical runs across machines. Without ``example``: vmap."""
     if path not in GRAD_PATHS:
         raise ValueError(f"grad_path={path!r} is invalid: one of {', '.join(GRAD_PATHS)}")
     if path != "auto":
         return path
-    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    return "loop" if has_conv and device.type == "cpu" else "vmap"
+    name = type(model).__name__
+    table = MEASURED_GRAD_PATHS.get(device.type, {})
+    if name in table:
+        return table[name]
+    if example is None:
+        return "vmap"
+    X, Y = example()
+    key = (device.type, name, sum(p.numel() for p in model.parameters()), tuple(X.shape))
+    if key not in _MEASURED_ON_USE:
+        times = time_grad_paths(model, X, Y, task)
+        _MEASURED_ON_USE[key] = min(times, key=times.get)
+    return _MEASURED_ON_USE[key]
 
 
 def make_grads(

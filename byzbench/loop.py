@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from byzbench import host
 from byzbench.aggregators.base import Pipeline
 from byzbench.attacks.base import RoundContext
 from byzbench.cluster import BatchSampler
@@ -50,6 +51,8 @@ class Experiment:
     grad_path: str = "vmap"
     progress: bool = True
     log: MetricsLog = field(default_factory=MetricsLog)
+    # lap(part): charge the time since the previous lap to ``part`` (scripts/profile_round.py).
+    lap: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -82,8 +85,8 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
     return res
 
 
-def _finite(x: Tensor) -> bool:
-    return bool(torch.isfinite(x).all())
+def _no_lap(part: str) -> None:
+    pass
 
 
 def train(exp: Experiment) -> Result:
@@ -100,6 +103,7 @@ def train(exp: Experiment) -> Result:
     prev_u: Tensor | None = None
     status, t_done = "ok", 0
     extra: dict[str, float] = {}
+    lap = exp.lap or _no_lap
 
     def do_eval(t: int) -> None:
         for split in ("test", "train") if exp.eval_train else ("test",):
@@ -118,32 +122,44 @@ def train(exp: Experiment) -> Result:
     do_eval(0)
     for t in range(exp.rounds):
         t0 = time.perf_counter()
+        lap("other")
         idx = exp.sampler.sample(rows)
+        lap("sampling")
         X = data.prepare(data.x_train[idx])
         Y = data.y_train[idx]
         if transform is not None and rows > n_h:
             Y = torch.cat([Y[:n_h], transform(Y[n_h:rows], data.num_classes), Y[rows:]])
+        lap("batch")
         G, losses = grad_fn(theta, X, Y)
+        lap("gradients")
         G_raw = G  # Byzantine rows without momentum (attack.byz_momentum = false)
         if exp.worker_momentum > 0:
             # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i.
             b = exp.worker_momentum
-            momentum = (1 - b) * G if momentum is None else b * momentum + (1 - b) * G
+            # In place after round 0: no fresh [rows, d] buffers per round (G itself
+            # stays as computed: G_raw may still be read).
+            momentum = (1 - b) * G if momentum is None else momentum.mul_(b).add_(G, alpha=1 - b)
             G = momentum
         # The server's root-data row (FLTrust), last in the same pass, goes to the rule.
         g_server, G = (G[rows], G[:rows]) if G.shape[0] > rows else (None, G)
         honest = G[:n_h]
+        lap("momentum")
         if t == 0:
             gbar = honest.mean(0)
-            extra["grad_var_round0"] = float(((honest - gbar) ** 2).sum(1).mean())
-            extra["grad_rel_var_round0"] = extra["grad_var_round0"] / max(
-                float(gbar.square().sum()), 1e-30)
+            var, sq = host.to_host(torch.stack([((honest - gbar) ** 2).sum(1).mean(),
+                                                gbar.square().sum()]), torch.float64).tolist()
+            extra["grad_var_round0"] = var
+            extra["grad_rel_var_round0"] = var / max(sq, 1e-30)
         # The server's row permutation (own stream) is drawn first so that the strongest
         # attacker (server_randomness) can query in the server's row order.
         perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
-        qs = 0 if exp.query_gen is None else int(
+        qs = 0 if exp.query_gen is None else host.host_int(
             torch.randint(0, 2**62, (1,), generator=exp.query_gen))
         byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw[:rows]
+        # Oracle for rules that ask (MoNNA pivot=honest), told before the attack so that
+        # its queries see this round's honest position (a transfer only for those).
+        if getattr(exp.pipeline.rule, "needs_honest_row", False):
+            exp.pipeline.tell_honest_row(int(host.to_host(torch.argmin(perm)).item()))
         # Server-side side information for rules that take it (FLTrust's root gradient,
         # FoolsGold's row owners); attack queries are not told row owners.
         observe = getattr(exp.pipeline.rule, "observe", None)
@@ -159,13 +175,14 @@ def train(exp: Experiment) -> Result:
         if byz.shape != (f, honest.shape[1]):
             raise RuntimeError(
                 f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
+        lap("attack")
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
-        exp.pipeline.tell_honest_row(int(torch.argmin(perm)))  # oracle, if a rule asks
         ta = time.perf_counter()
         if observe is not None:  # the real aggregation: row k is worker perm[k]
             observe(server_grad=g_server, worker_ids=perm.cpu())
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
+        lap("aggregation")
         for k, v in exp.pipeline.stats().items():  # e.g. cclip_clipped
             log.add(t + 1, "train", k, v)
         hmean = honest.mean(0)
@@ -174,23 +191,31 @@ def train(exp: Experiment) -> Result:
         log.add(t + 1, "train", "agg_norm", torch.linalg.vector_norm(u))
         w = exp.pipeline.row_weights(spec.n)
         if w is not None and f > 0:
-            log.add(t + 1, "train", "byz_weight", w[perm >= n_h].sum() / w.sum().clamp_min(1e-30))
+            byz_w = torch.where(perm >= n_h, w, torch.zeros_like(w)).sum()  # no mask (sync)
+            log.add(t + 1, "train", "byz_weight", byz_w / w.sum().clamp_min(1e-30))
         # The server applies whatever the rule returned: a non-finite aggregate
         # poisons theta, the run is marked diverged and stops after a final eval.
+        lap("metrics")
         theta.grad = u.detach().to(theta.dtype).clone()
         exp.optimizer.step()
         if exp.scheduler is not None:
             exp.scheduler.step()
         prev_u = u.detach()
-        if not (_finite(u) and _finite(theta) and _finite(losses[:n_h])):
+        lap("step")
+        # One flag, one transfer per round (the device otherwise runs ahead of the host).
+        ok = (torch.isfinite(u).all() & torch.isfinite(theta).all()
+              & torch.isfinite(losses[:n_h]).all())
+        if not host.to_host(ok).item():
             status = "diverged"
         # Wall-clock rows get their own split: the only rows that differ between
         # two runs with the same seed.
         log.add(t + 1, "time", "aggregation", agg_time)
         log.add(t + 1, "time", "round", time.perf_counter() - t0)
         t_done = t + 1
+        lap("metrics")
         if status != "ok" or t_done % exp.eval_every == 0 or t_done == exp.rounds:
             do_eval(t_done)
+            lap("evaluation")
             if bar is not None:
                 log.flush()
                 bar.set_postfix(loss=f"{log.last('train', 'loss'):.4f}",

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from byzbench import host
+
 COLUMNS = ("round", "split", "metric", "value")
 
 
@@ -29,8 +31,8 @@ class MetricsLog:
         if not self._pending:
             return
         tensors = [v for *_, v in self._pending if isinstance(v, Tensor)]
-        values = torch.stack([v.detach().float().reshape(()) for v in tensors]).cpu().tolist() \
-            if tensors else []
+        values = host.to_host(torch.stack([v.detach().float().reshape(()) for v in tensors]))\
+            .tolist() if tensors else []
         it = iter(values)
         for t, split, metric, v in self._pending:
             self.rows.append((t, split, metric, next(it) if isinstance(v, Tensor) else float(v)))

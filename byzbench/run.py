@@ -54,7 +54,6 @@ def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any],
     Returns the summary."""
     from byzbench.build import build_experiment
     from byzbench.loop import train
-    from byzbench.plots import convergence_plot
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -72,6 +71,8 @@ def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any],
     write_summary(out_dir / "summary.json", summary)
     if cfg.plot:
         title = " ".join(f"{k}={v}" for k, v in choices.items() if v is not None)
+        from byzbench.plots import convergence_plot  # matplotlib only when plotting
+
         convergence_plot(metrics_csv, out_dir / "convergence.png", title)
     return summary
 

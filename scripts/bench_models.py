@@ -34,12 +34,16 @@ CASES = {
 
 
 def timeit(fn, repeats: int) -> float:
-    """Median wall time in ms over ``repeats`` calls after one warm-up call."""
+    """Median wall time in ms over ``repeats`` calls after one warm-up call (CUDA work
+    included: synchronized before reading the clock)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
 
@@ -51,6 +55,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-loop", action="store_true", help="skip the per-worker loop")
     ap.add_argument("--models", nargs="*", default=None, help="subset of conf/model names")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's; 1 is steadier on a busy machine)")
     args = ap.parse_args()
@@ -58,19 +63,22 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    dev = torch.device(args.device)
+    print(f"torch {torch.__version__}, device {dev}, {torch.get_num_threads()} threads, "
           f"n={args.n}, B={args.batch}, median of {args.repeats}")
     print(f"{'model':<10} {'data':<8} {'input':<12} {'d':>9} {'vmap ms':>9} {'loop ms':>9} "
           f"{'loop/vmap':>9}")
+    winners: dict[str, list[str]] = {}
     for path in sorted(CONF.glob("*.yaml")):
         if args.models and path.stem not in args.models:
             continue
         for label, shape in CASES.get(path.stem, [("cifar10", (3, 32, 32))]):
             cfg = OmegaConf.to_container(OmegaConf.load(path))
-            model = instantiate_component(cfg, "model", input_shape=shape, num_classes=10)
+            model = instantiate_component(cfg, "model", input_shape=shape,
+                                          num_classes=10).to(dev)
             theta = flat_params(model)
-            X = torch.randn(args.n, args.batch, *shape)
-            Y = torch.randint(0, 10, (args.n, args.batch))
+            X = torch.randn(args.n, args.batch, *shape, device=dev)
+            Y = torch.randint(0, 10, (args.n, args.batch), device=dev)
             fn = make_grad_fn(model, "classification")
             t_vmap = timeit(lambda: fn(theta, X, Y), args.repeats)  # noqa: B023
             if args.no_loop:
@@ -79,7 +87,15 @@ def main() -> None:
                 t_loop = timeit(lambda: loop_grads(model, theta, X, Y), args.repeats)  # noqa: B023
                 loop, ratio = f"{t_loop:.1f}", f"{t_loop / t_vmap:.2f}"
             print(f"{path.stem:<10} {label:<8} {str(shape):<12} {theta.numel():>9} "
-                  f"{t_vmap:>9.1f} {loop:>9} {ratio:>9}")
+                  f"{t_vmap:>9.1f} {loop:>9} {ratio:>9}", flush=True)
+            if not args.no_loop:
+                winners.setdefault(type(model).__name__, []).append(
+                    "loop" if t_loop < t_vmap else "vmap")  # noqa: B023
+    if winners:
+        # The entry for byzbench.grads.MEASURED_GRAD_PATHS (loop only where it wins on
+        # every input shape measured for the class).
+        table = {k: "loop" if set(v) == {"loop"} else "vmap" for k, v in winners.items()}
+        print(f"MEASURED_GRAD_PATHS[{dev.type!r}] = {table}")
 
 
 if __name__ == "__main__":

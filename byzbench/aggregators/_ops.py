@@ -40,14 +40,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import ConfigError
+from byzbench import ConfigError, host
 
 INF = math.inf
 
-# Columns per chunk for the threaded numpy path (about 4-16 MB of float32 per chunk at
-# n = 30-100: large enough to amortize thread dispatch, small enough for the cache and
-# to bound temporaries to O(n * chunk) instead of O(n * d)).
-_CHUNK_ELEMS = 1 << 21
+# Elements per chunk for the threaded numpy path (2 MB of float32: large enough to
+# amortize thread dispatch, small enough for the comparator networks' rows to stay in
+# cache - 1.5x faster than 8 MB chunks at [20, 8e4] and [30, 1e6] - and to bound
+# temporaries to O(n * chunk) instead of O(n * d)).
+_CHUNK_ELEMS = 1 << 19
 _POOL: ThreadPoolExecutor | None = None
 _BLAS: Any = None
 F = TypeVar("F", bound=Callable[..., Any])
@@ -174,7 +175,11 @@ def _probe(x: Tensor) -> tuple[bool, int]:
 
 
 def _gram_np(g: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    g_np = g.detach().to("cpu", torch.float64).numpy()
+    return _finish_gram(host.to_host(g, torch.float64).numpy())
+
+
+def _finish_gram(g_np: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetrize a float64 Gram matrix; zero the rows/columns of bad (non-finite) rows."""
     g_np = 0.5 * (g_np + g_np.T)  # BLAS may round G_ij and G_ji differently
     bad = ~np.isfinite(np.diagonal(g_np))
     if bad.any():
@@ -260,6 +265,10 @@ def pairwise(x: Tensor) -> Pairwise:
     roundoff), i.e. relative to the rows' spread, not their norm. Everything after the
     Gram matrix is ``n x n`` float64 numpy work.
     """
+    if _SHARED:
+        hit = _SHARED.pop(_view_key(x), None)
+        if hit is not None:
+            return hit
     center, ref = _probe(x)
     if not center:
         ref = -1
@@ -319,8 +328,8 @@ def sqdist_from_gram(g: np.ndarray, bad: np.ndarray) -> np.ndarray:
 
 
 def to_np(t: Tensor) -> np.ndarray:
-    """A small tensor as float64 numpy on the CPU."""
-    return t.detach().to("cpu", torch.float64).numpy()
+    """A small tensor as float64 numpy on the CPU (through the counted host door)."""
+    return host.to_host(t, torch.float64).numpy()
 
 
 def sqdist_to_combo(g: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -393,7 +402,8 @@ def sample_columns(d: int, k: int, generator: torch.Generator, device: torch.dev
     """
     if k >= d:
         return torch.arange(d, device=device)
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    seed = int(host.to_host(torch.randint(0, 2**62, (1,), generator=generator,
+                                          device=generator.device)).tolist()[0])
     idx = np.sort(np.random.default_rng(seed).choice(d, size=k, replace=False))
     return torch.as_tensor(idx, device=device)
 
@@ -410,7 +420,7 @@ def all_finite(t: Tensor) -> bool:
     """Whether every entry of ``t`` is finite (numpy on CPU, see :func:`gather_cols`)."""
     if t.device.type == "cpu":
         return bool(np.isfinite(t.detach().numpy()).all())
-    return bool(torch.isfinite(t).all())
+    return bool(host.to_host(torch.isfinite(t).all()))
 
 
 def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:
@@ -419,6 +429,60 @@ def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:
     idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=like.device)
     w[idx_t] = 1.0 / max(1, len(idx_t))
     return w
+
+# ------------------------------------------------------------- batched distance queries
+#
+# Pipeline.query_batch evaluates k candidate matrices at once. The distance-based stages
+# then get all k ``pairwise`` results from :func:`pairwise_batch` (the problems that
+# need no centering share one batched Gram product and one transfer to the host), and
+# run their ``n x n`` logic per problem, reading their own result through
+# :func:`shared_pairwise` (so each rule's code stays the unbatched one).
+
+_SHARED: dict[tuple, Pairwise] = {}
+
+
+def _view_key(x: Tensor) -> tuple:
+    return (x.data_ptr(), tuple(x.shape), tuple(x.stride()), x.dtype, str(x.device))
+
+
+def pairwise_batch(xs: Tensor) -> list[Pairwise]:
+    """``[pairwise(xs[i]) for i]`` for ``xs [k, n, d]``: the raw Gram matrices of the
+    problems whose probe says no centering come from one ``[k, n, n]`` product and one
+    host transfer; the others take the full centered path one by one."""
+    probes = [_probe(x) for x in xs]
+    out: list[Pairwise | None] = [None] * len(probes)
+    raw = [i for i, (center, _) in enumerate(probes) if not center]
+    if raw:
+        sub = xs if len(raw) == len(probes) else xs[raw]
+        g_all = host.to_host(sub @ sub.transpose(1, 2), torch.float64).numpy()
+        for j, i in enumerate(raw):
+            g, bad = _finish_gram(g_all[j])
+            out[i] = Pairwise(sqdist_from_gram(g, bad), g, bad, -1)
+    for i, (center, _) in enumerate(probes):
+        if center:
+            out[i] = pairwise(xs[i])
+    return out  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def shared_pairwise(views: list[Tensor], results: list[Pairwise]):
+    """Within the block, ``pairwise(views[i])`` returns ``results[i]`` (once each)."""
+    keys = [_view_key(v) for v in views]
+    _SHARED.update(zip(keys, results))
+    try:
+        yield
+    finally:
+        for k in keys:
+            _SHARED.pop(k, None)
+
+
+def batch_by_pairwise(stage: Callable[[Tensor], Tensor], xs: Tensor) -> Tensor:
+    """The batched path of a distance-based rule (use as ``batch = _ops.batch_by_pairwise``
+    in its class): ``xs [k, n, d] -> [k, d]``, ``stage(xs[i])`` for each i with the k
+    ``pairwise`` results computed together (:func:`pairwise_batch`)."""
+    views = list(xs.unbind(0))
+    with shared_pairwise(views, pairwise_batch(xs)):
+        return torch.stack([stage(x) for x in views])
 
 
 # ------------------------------------------------------------------ coordinate-wise path
@@ -459,6 +523,15 @@ def columnwise(fn: Callable[[Array], Array], x: Tensor) -> Tensor:
     return torch.from_numpy(out)
 
 
+def columnwise_batch(fn: Callable[[Array], Array], xs: Tensor) -> Tensor:
+    """:func:`columnwise` over ``k`` stacked problems in one call: ``xs [k, n, d] ->
+    [k, ...]``. Columns are independent, so the ``k`` problems become the ``k * d``
+    columns of one ``[n, k * d]`` matrix (one copy of ``xs``)."""
+    k, n, d = xs.shape
+    out = columnwise(fn, xs.transpose(0, 1).reshape(n, k * d))  # a view for [n, k, d] data
+    return out.reshape(*out.shape[:-1], k, d).movedim(-2, 0)
+
+
 def take_rows(a: Array, rows: np.ndarray) -> Array:
     """Rows ``rows`` of a numpy block or tensor."""
     if isinstance(a, np.ndarray):
@@ -466,11 +539,97 @@ def take_rows(a: Array, rows: np.ndarray) -> Array:
     return a.index_select(0, torch.as_tensor(rows, device=a.device))
 
 
+# Rows up to which a comparator network beats numpy's per-column sort on 2M-element
+# blocks (this 2-core CPU, numpy 2.4): a full sort 1.5x faster at n = 20, slower from
+# n = 30; a selection (trimmed mean, median) 2x faster at n = 20, even at n = 40.
+NETWORK_MAX_ROWS = 40
+SORT_NETWORK_MAX_ROWS = 24
+
+
+@functools.lru_cache(maxsize=64)
+def comparators(n: int, cuts: tuple[int, ...] = ()) -> tuple[tuple[int, int], ...]:
+    """Comparator network that sorts ``n`` wires, as ``(i, j)`` pairs with ``i < j``
+    (after each, wire ``i`` holds the min): Batcher's odd-even merge sort on the next
+    power of two, minus comparators touching the padding wires (think of them as
+    ``+inf``: such a comparator never moves anything).
+
+    ``cuts``: only the *segments* between consecutive cuts must come out right (which
+    values land in ``[0, c_1)``, ``[c_1, c_2)``, ...), not the order inside a segment:
+    comparators that, from the end, only reorder wires of one segment are dropped
+    (a selection network; e.g. a trimmed mean needs cuts ``(f, n - f)``).
+
+    Reference: K. E. Batcher, "Sorting networks and their applications", AFIPS 1968.
+    """
+    p2 = 1
+    while p2 < n:
+        p2 *= 2
+    comps: list[tuple[int, int]] = []
+    p = 1
+    while p < p2:
+        k = p
+        while k >= 1:
+            for j in range(k % p, p2 - k, 2 * k):
+                for i in range(min(k, p2 - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        comps.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    comps = [(i, j) for i, j in comps if j < n]
+    if not cuts:
+        return tuple(comps)
+    seg = np.searchsorted(np.asarray(sorted(cuts)), np.arange(n), side="right")
+    free = [True] * n  # no kept comparator after this point touches the wire
+    kept = []
+    for i, j in reversed(comps):
+        if free[i] and free[j] and seg[i] == seg[j]:
+            continue
+        kept.append((i, j))
+        free[i] = free[j] = False
+    return tuple(reversed(kept))
+
+
+def network_rows(a: np.ndarray, cuts: tuple[int, ...] = (),
+                 max_rows: int | None = None) -> list[np.ndarray] | None:
+    """Rows of ``a [n, c]`` after the comparator network (see :func:`comparators`):
+    each comparator is one vectorized min and max over whole rows. None when numpy's
+    sort is the better tool: many rows, or nan entries (min/max would duplicate a nan
+    instead of moving it last). ``max_rows``: default NETWORK_MAX_ROWS."""
+    n = a.shape[0]
+    if n > (max_rows or NETWORK_MAX_ROWS) or n < 2 or np.isnan(a).any():
+        return None
+    rows = list(a)
+    own = [False] * n  # rows[i] is a temporary we may overwrite (not a view of a)
+    for i, j in comparators(n, cuts):
+        lo = np.minimum(rows[i], rows[j])
+        if own[j]:
+            np.maximum(rows[i], rows[j], out=rows[j])
+        else:
+            rows[j], own[j] = np.maximum(rows[i], rows[j]), True
+        rows[i], own[i] = lo, True
+    return rows
+
+
 def sort0(a: Array) -> Array:
-    """Ascending sorted copy along the worker axis (nan last, numpy and torch agree)."""
+    """Ascending sorted copy along the worker axis (nan last, numpy and torch agree);
+    a comparator network for few rows on numpy blocks."""
     if isinstance(a, np.ndarray):
-        return np.sort(a, axis=0)
+        rows = network_rows(a, max_rows=SORT_NETWORK_MAX_ROWS)
+        return np.sort(a, axis=0) if rows is None else np.stack(rows)
     return torch.sort(a, dim=0).values
+
+
+def order_mean(a: Array, lo: int, hi: int) -> Array:
+    """Per column, the mean of order statistics ``lo .. hi - 1`` of ``a [n, c]`` (the
+    trimmed mean for ``lo = f, hi = n - f``). Numpy blocks: a selection network (only
+    the split at ``lo`` and ``hi`` is needed, not a full sort); else a sort."""
+    if isinstance(a, np.ndarray):
+        rows = network_rows(a, (lo, hi))
+        if rows is not None:
+            acc = np.array(rows[lo], dtype=a.dtype)
+            for r in rows[lo + 1:hi]:
+                acc += r
+            return acc / a.dtype.type(hi - lo)
+    return sort0(a)[lo:hi].mean(0)
 
 
 def median_block(a: Array) -> Array:
@@ -479,6 +638,9 @@ def median_block(a: Array) -> Array:
     n = a.shape[0]
     k = n // 2
     if isinstance(a, np.ndarray):
+        rows = network_rows(a, (k - 1, k, k + 1) if n % 2 == 0 else (k, k + 1))
+        if rows is not None:
+            return rows[k].copy() if n % 2 else (rows[k - 1] + rows[k]) * a.dtype.type(0.5)
         part = np.partition(a, k, axis=0)
         hi = part[k]
         if n % 2:

@@ -22,6 +22,12 @@ Oracle input: a rule with ``needs_honest_row`` true (MoNNA's ``pivot: honest``) 
 :meth:`Pipeline.tell_honest_row` before each aggregation (knowledge a real server lacks;
 documented as such where it is used).
 
+Optional batched call (adaptive attacks evaluate many candidates per round through
+``Pipeline.query_batch``): ``batch(xs: Tensor[k, n, d]) -> Tensor[k, d]`` (rules) or
+``Tensor[k, n_out, d]`` (pre-aggregators), equal to stacking ``stage(xs[i])`` each from
+the same state and the same random draws. A stage without it still works: the
+pipeline then loops over the ``k`` inputs (contributors are not forced to batch).
+
 State: stateful stages (e.g. centered clipping's center) keep state as attributes and
 *reassign* them rather than mutating tensors in place, so ``Pipeline.query`` can
 evaluate the pipeline without side effects by restoring attributes afterwards.
@@ -116,6 +122,21 @@ class Pipeline:
         with self.frozen(seed):
             return self(x)
 
+    def supports_batch(self) -> bool:
+        """Whether every stage has a batched call ``batch(xs [k, n, d])``."""
+        return all(callable(getattr(s, "batch", None)) for s in self.stages)
+
+    def query_batch(self, xs: Tensor, seed: int | None = None) -> Tensor:
+        """``query(xs[i], seed)`` of each ``xs[i]`` (``xs [k, n, d] -> [k, d]``), every
+        one from the same state and random draws, in one batched call when every stage
+        supports it (``stage.batch``: ``[k, n, d] -> [k, d]`` for rules, ``[k, n_out,
+        d]`` for pre-aggregators), else a loop of queries."""
+        if not self.supports_batch():
+            return torch.stack([self.query(x, seed) for x in xs])
+        with self.frozen(seed):
+            for p in self.preaggs:
+                xs = p.batch(xs)
+            return self.rule.batch(xs)
     def stats(self) -> dict[str, float]:
         """Every stage's ``last_stats`` of the last call, merged."""
         out: dict[str, float] = {}

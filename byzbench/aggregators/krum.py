@@ -40,6 +40,10 @@ class Krum:
         self.n, self.f, self.k_offset = n, f, k_offset
         self.last_weights: Tensor | None = None
 
+    # Batched queries (Pipeline.query_batch): the k problems' distances computed
+    # together (one Gram product for those needing no centering), the n x n part per k.
+    batch = _ops.batch_by_pairwise
+
     @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""

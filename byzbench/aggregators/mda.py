@@ -101,6 +101,10 @@ class MDA:
         self.last_nodes = nodes[0]
         return best[1]
 
+    # Batched queries (Pipeline.query_batch): the k problems' distances computed
+    # together (one Gram product for those needing no centering), the n x n part per k.
+    batch = _ops.batch_by_pairwise
+
     @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""

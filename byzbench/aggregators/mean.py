@@ -35,3 +35,8 @@ class Mean:
         n = x.shape[0]
         self.last_weights = torch.full((n,), 1.0 / max(n, 1), dtype=x.dtype, device=x.device)
         return x.mean(dim=0)
+
+    def batch(self, xs: Tensor) -> Tensor:
+        """``xs [k, n, d] -> [k, d]``."""
+        self.last_weights = None
+        return xs.mean(dim=1)

@@ -35,5 +35,13 @@ class Median:
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
-        _ops.check_rows("median", x.shape[0], x.shape[0] >= 1, "n >= 1")
-        return _ops.columnwise(_ops.median_block, x).to(x.dtype)
+        return _ops.columnwise(self._block(x.shape[0]), x).to(x.dtype)
+
+    def _block(self, n: int):
+        _ops.check_rows("median", n, n >= 1, "n >= 1")
+        return _ops.median_block
+
+    def batch(self, xs: Tensor) -> Tensor:
+        """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one
+        call (columns are independent)."""
+        return _ops.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)

@@ -105,6 +105,21 @@ class RoundContext:
         return agg, w
 
 
+    def query_batch(self, xs: Tensor, ordered: bool = False) -> Tensor:
+        """``query`` of each honest-first ``xs[i]`` (``xs [k, n, d] -> [k, d]``), in one
+        batched pipeline call when every stage has a batched path (else a loop): what
+        the line maximizer uses for all its scan points at once. ``ordered``: the rows
+        are already in ``query_order`` (``attacks._ops.query_candidates``)."""
+        p = self.pipeline
+        if p is None:
+            raise RuntimeError("this attack needs the aggregation pipeline, none in context")
+        if not hasattr(p, "query_batch"):
+            return torch.stack([self.query(x) for x in xs])
+        order = self.query_order(xs.device) if xs.shape[1] == self.n and not ordered else None
+        xp = xs if order is None else xs.index_select(1, order)
+        return p.query_batch(xp, None if self.server_randomness else int(self.query_seed))
+
+
 @runtime_checkable
 class Attack(Protocol):
     """``honest [n_h, d], ctx -> [f, d]``."""

@@ -9,7 +9,13 @@ import torch
 from torch import Tensor
 
 from byzbench import ConfigError, require
-from byzbench.attacks._ops import check_unit, empty_rows, largest_true, length_unit
+from byzbench.attacks._ops import (
+    check_unit,
+    empty_rows,
+    largest_true,
+    length_unit,
+    query_candidates,
+)
 from byzbench.attacks.base import RoundContext, repeat_rows
 from byzbench.attacks.search import check_search, maximize
 
@@ -157,8 +163,10 @@ class FiniteNorm:
             gamma = self.gamma
         elif self.mode == "adaptive":
             def along(gs: Tensor) -> Tensor:
-                return torch.stack([(ctx.query(torch.cat([honest, repeat_rows(mu + g * e, ctx.f)]))
-                                     - mu) @ e for g in gs.tolist()])
+                def rows(g: float) -> Tensor:
+                    return repeat_rows(mu + g * e, ctx.f)
+
+                return (query_candidates(ctx, honest, rows, gs.tolist()) - mu) @ e
 
             res = maximize(along, self.lo, self.cap, self.budget, self.search)
             gamma, self.last_evals = res.x, res.evals

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from byzbench import require
+from byzbench import host, require
 
 SEARCHES = ("scan", "lpd")
 TIE_RTOL = 1e-6
@@ -99,7 +99,7 @@ class _Tracker:
         if not xs:
             return []
         v = self.objective(torch.tensor(xs, dtype=torch.float64))
-        v = torch.as_tensor(v, dtype=torch.float64).detach().cpu().reshape(-1)
+        v = host.to_host(torch.as_tensor(v), torch.float64).reshape(-1)
         v = torch.nan_to_num(v, nan=-math.inf).tolist()
         self.xs += xs
         self.vs += v

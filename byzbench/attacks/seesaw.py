@@ -17,6 +17,7 @@ from byzbench.attacks._ops import (
     length_unit,
     max_pairwise_distance,
     medoid,
+    query_candidates,
     unit,
 )
 from byzbench.attacks.base import RoundContext
@@ -191,11 +192,8 @@ class Seesaw:
         else:
 
             def displacement(lams: Tensor) -> Tensor:
-                out = []
-                for lam in lams.tolist():
-                    along = (ctx.query(torch.cat([honest, rows(lam)])) - r) @ u
-                    out.append(-s * along if self.groups == 1 or f == 1 else along.abs())
-                return torch.stack(out)
+                along = (query_candidates(ctx, honest, rows, lams.tolist()) - r) @ u
+                return -s * along if self.groups == 1 or f == 1 else along.abs()
 
             res = maximize(displacement, self.lo, self.cap, self.budget, self.search)
             lam, self.last_evals = res.x, res.evals

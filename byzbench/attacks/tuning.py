@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
+from byzbench.attacks._ops import query_candidates
 from byzbench.attacks.base import RoundContext
 from byzbench.attacks.search import SEARCHES, check_search, maximize
 
@@ -96,8 +97,8 @@ class Tuned:
             return self.attack(honest, ctx)
 
         def damage(vs: Tensor) -> Tensor:
-            return torch.stack([(ctx.query(torch.cat([honest, run(float(v))])) - mu).norm()
-                                for v in vs])
+            aggs = query_candidates(ctx, honest, run, [float(v) for v in vs])
+            return torch.linalg.vector_norm(aggs - mu, dim=1)
 
         res = maximize(damage, self.lo, self.hi, self.budget, self.search,
                        start=self.start, delta=self.delta)

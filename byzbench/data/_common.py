@@ -57,9 +57,14 @@ def normalize_uint8(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     Top-level (picklable through functools.partial) so runs launched by joblib or
     submitit can ship the dataset; elementwise, so it works on any leading dims.
     """
+    # In place on the one float copy (same operations in the same order, so the same
+    # numbers); one channel uses Python scalars (no per-call constant tensors).
+    y = x.to(torch.float32, copy=True).div_(255.0)
+    if len(mean) == 1 and len(std) == 1:
+        return y.sub_(mean[0]).div_(std[0])
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(-1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=x.device).view(-1, 1, 1)
-    return (x.to(torch.float32) / 255.0 - m) / s
+    return y.sub_(m).div_(s)
 
 
 def group_by_owner(owner: Tensor, n_workers: int) -> list[Tensor]:

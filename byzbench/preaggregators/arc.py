@@ -57,3 +57,14 @@ class ARC:
         # Rows at or below C keep scale 1 (also when C = 0 and the row is 0: no 0/0).
         scale = torch.where(norms > c, c / norms, torch.ones_like(norms))
         return torch.mul(x, scale.unsqueeze(1), out=_ops.reusable(self, tuple(x.shape), x))
+
+    def batch(self, xs: Tensor) -> Tensor:
+        """``xs [k, n, d] -> [k, n, d]`` (a new tensor; ``last_threshold`` not set)."""
+        n = xs.shape[1]
+        k = math.floor(2 * self.f * (n - self.f) / n) if n else 0
+        if k == 0:
+            return xs
+        norms = torch.nan_to_num(torch.linalg.vector_norm(xs, dim=-1), nan=math.inf)
+        c = torch.sort(norms, dim=-1, descending=True).values[:, min(k, n - 1), None]
+        scale = torch.where(norms > c, c / norms, torch.ones_like(norms))
+        return xs * scale.unsqueeze(-1)

@@ -50,6 +50,22 @@ class Bucketing:
         self.generator = generator
         self.last_mixing: Tensor | None = None
 
+    def batch(self, xs: Tensor) -> Tensor:
+        """``xs [k, n, d] -> [k, ceil(n/s), d]``: one permutation for all k (what k
+        queries from the same generator state draw), bucket means by gather."""
+        k, n, d = xs.shape
+        s = self.s
+        gen = self.generator
+        perm = torch.randperm(n, generator=gen, device=gen.device).to(xs.device)
+        xp = xs.index_select(1, perm)
+        full = n // s
+        parts = []
+        if full:
+            parts.append(xp[:, : full * s].reshape(k, full, s, d).mean(dim=2))
+        if full * s < n:
+            parts.append(xp[:, full * s:].mean(dim=1, keepdim=True))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [ceil(n/s), d]``."""
         n, d = x.shape

@@ -41,3 +41,8 @@ class Clipping:
         norms = torch.linalg.vector_norm(x, dim=1)
         scale = torch.clamp(self.threshold / norms, max=1.0)
         return torch.mul(x, scale.unsqueeze(1), out=_ops.reusable(self, tuple(x.shape), x))
+
+    def batch(self, xs: Tensor) -> Tensor:
+        """``xs [k, n, d] -> [k, n, d]`` (a new tensor)."""
+        norms = torch.linalg.vector_norm(xs, dim=-1, keepdim=True)
+        return xs * torch.clamp(self.threshold / norms, max=1.0)

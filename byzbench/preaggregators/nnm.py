@@ -10,6 +10,18 @@ from byzbench import require
 from byzbench.aggregators import _ops
 
 
+def neighbour_mixing(d2: np.ndarray, m: int) -> np.ndarray:
+    """``[n, n]`` weights ``1/m`` on each row's ``m`` nearest rows (itself included,
+    even a bad row; ties to the lower index), from squared distances ``d2`` (its
+    diagonal is set to 0 in place)."""
+    n = d2.shape[0]
+    np.fill_diagonal(d2, 0.0)  # a row is its own nearest neighbour, even a bad one
+    nbr = np.argsort(d2, axis=1, kind="stable")[:, :m]
+    mix = np.zeros((n, n))
+    np.put_along_axis(mix, nbr, 1.0 / m, axis=1)
+    return mix
+
+
 class NNM:
     r"""Nearest-neighbour mixing: every row is replaced by the average of its
     ``n - f`` nearest rows (itself included, at distance 0):
@@ -42,15 +54,28 @@ class NNM:
         self.last_mixing: Tensor | None = None
 
     @_ops.single_blas
+    def batch(self, xs: Tensor) -> Tensor:
+        """``xs [k, n, d] -> [k, n, d]``: the k problems' distances computed together
+        (``_ops.pairwise_batch``), then one batched ``[k, n, n] @ [k, n, d]`` product
+        (per-problem calls when a problem has non-finite rows)."""
+        n, f = xs.shape[1], self.f
+        _ops.check_rows("nnm", n, f < n, f"f < n (f={f})")
+        views = list(xs.unbind(0))
+        pws = _ops.pairwise_batch(xs)
+        if any(pw.bad.any() for pw in pws):
+            with _ops.shared_pairwise(views, pws):
+                return torch.stack([self(x).clone() for x in views])
+        mixes = [neighbour_mixing(pw.d2, n - f) for pw in pws]
+        w = torch.as_tensor(np.stack(mixes), dtype=xs.dtype).to(xs.device)
+        return torch.bmm(w, xs)
+
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [n, d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("nnm", n, f < n, f"f < n (f={f})")
         d2, _, bad, _ = _ops.pairwise(x)
-        np.fill_diagonal(d2, 0.0)  # a row is its own nearest neighbour, even a bad one
-        nbr = np.argsort(d2, axis=1, kind="stable")[:, : n - f]
-        mix = np.zeros((n, n))
-        np.put_along_axis(mix, nbr, 1.0 / (n - f), axis=1)
+        mix = neighbour_mixing(d2, n - f)
         out = _ops.reusable(self, tuple(x.shape), x)
         if bad.any():
             mix[bad] = 0.0

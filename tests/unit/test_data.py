@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 import byzbench
 from byzbench import ConfigError
 from byzbench.build import instantiate_component
+from byzbench.data._fake import write_fake_mnist
 from byzbench.data.base import Dataset
 
 DATA_DIR = pathlib.Path(byzbench.__file__).parent / "conf" / "dataset"
@@ -174,26 +175,9 @@ def test_synthetic_bad_params():
 # ------------------------------------------------- torchvision datasets from fake raw files
 
 
-def write_idx(path: pathlib.Path, arr: torch.Tensor) -> None:
-    """IDX file as torchvision reads it: magic 0x0000 | type 0x08 (ubyte) | ndim, then
-    each dim as a big-endian int32, then the raw bytes."""
-    import struct
-
-    head = struct.pack(">I", 0x0800 | arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    path.write_bytes(head + arr.to(torch.uint8).numpy().tobytes())
-
-
 def fake_mnist(root: pathlib.Path, folder: str, n_train: int = 12, n_test: int = 5):
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    g = gen(11)
-    xs = {s: torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
-          for s, n in (("train", n_train), ("t10k", n_test))}
-    ys = {s: torch.arange(n) % 10 for s, n in (("train", n_train), ("t10k", n_test))}
-    for s in ("train", "t10k"):
-        write_idx(raw / f"{s}-images-idx3-ubyte", xs[s])
-        write_idx(raw / f"{s}-labels-idx1-ubyte", ys[s])
-    return xs, ys
+    files = write_fake_mnist(root, folder, n_train, n_test, seed=11)
+    return ({s: x for s, (x, _) in files.items()}, {s: y for s, (_, y) in files.items()})
 
 
 @pytest.mark.parametrize("name, folder, mean, std", [

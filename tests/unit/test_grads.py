@@ -76,8 +76,40 @@ def test_grad_paths_agree_and_auto_choice():
     torch.testing.assert_close(Gv, Gl, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(Lv, Ll)
     cpu = torch.device("cpu")
-    assert choose_grad_path(model, cpu) == "vmap"
     conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
-    assert choose_grad_path(conv, cpu) == "loop"
-    assert choose_grad_path(conv, torch.device("cuda")) == "vmap"
     assert choose_grad_path(conv, cpu, "vmap") == "vmap"
+    assert choose_grad_path(conv, cpu, "loop") == "loop"
+
+
+def test_auto_grad_path_from_the_measured_table_or_measured_on_use(monkeypatch):
+    from byzbench import grads
+    from byzbench.models.cnn import CNN
+    from byzbench.models.mlp import MLP
+
+    cpu = torch.device("cpu")
+    mlp = MLP((12,), 5, [8], "relu")
+    assert grads.choose_grad_path(mlp, cpu) == grads.MEASURED_GRAD_PATHS["cpu"]["MLP"]
+    cnn = CNN((1, 8, 8), 3, [2, 2], 4, 0, "relu")
+    assert grads.choose_grad_path(cnn, cpu) == grads.MEASURED_GRAD_PATHS["cpu"]["CNN"]
+    # A class the table does not know: timed once on the run's batch shape, then cached.
+    calls = []
+
+    def fake_times(model, X, Y, task="classification"):
+        calls.append(tuple(X.shape))
+        return {"vmap": 2.0, "loop": 1.0}
+
+    monkeypatch.setattr(grads, "time_grad_paths", fake_times)
+    monkeypatch.setattr(grads, "_MEASURED_ON_USE", {})
+    other = _mlp()
+    batch = (torch.randn(5, 4, 12), torch.randint(0, 5, (5, 4)))
+    assert grads.choose_grad_path(other, cpu, example=lambda: batch) == "loop"
+    assert grads.choose_grad_path(other, cpu, example=lambda: batch) == "loop"
+    assert calls == [(5, 4, 12)]
+    assert grads.choose_grad_path(other, cpu) == "vmap"  # nothing to measure on
+
+
+def test_time_grad_paths_times_both_paths():
+    from byzbench.grads import time_grad_paths
+
+    t = time_grad_paths(_mlp(), torch.randn(3, 4, 12), torch.randint(0, 5, (3, 4)), repeats=1)
+    assert set(t) == {"vmap", "loop"} and all(v > 0 for v in t.values())
