@@ -42,7 +42,7 @@ class Sparse:
     """
 
     scale_param = "scale"
-    scale_range = (0.0, 100.0)
+    scale_range = (0.01, 100.0)
 
     def __init__(self, density: float = 0.005, scale: float = 1.5, z: float | None = None,
                  z_formula: str = "honest", sign: str = "ones",
