@@ -23,7 +23,7 @@ _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 # Independent random streams, each seeded from (seed, stream id).
 STREAMS = {"dataset": 0, "partition": 1, "byz_ids": 2, "init": 3, "sampling": 4, "perm": 5,
-           "attack": 6, "agg": 7, "query": 8, "server": 9}
+           "attack": 6, "agg": 7, "query": 8, "val": 9, "server": 10}
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -197,6 +197,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     Returns ``(Experiment, info)``; ``info`` holds values for summary.json (n, f, the
     device, label heterogeneity, f*)."""
     from byzbench.cluster import BatchSampler, assign_shards, label_skew
+    from byzbench.data._common import hold_out_validation
     from byzbench.grads import choose_grad_path, flat_params
     from byzbench.loop import Experiment
     from byzbench.optimum import full_batch_optimum, is_linear_model
@@ -204,7 +205,10 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     spec = check_top(cfg)
     device = resolve_device(cfg.device)
     seed = int(cfg.seed)
-    data = instantiate_component(cfg.dataset, "dataset", generator=make_generator(seed, "dataset"))
+    dnode = _plain(cfg.dataset)
+    val_frac = dnode.pop("val_frac", 0.0)  # any dataset: held out of train before the partition
+    data = instantiate_component(dnode, "dataset", generator=make_generator(seed, "dataset"))
+    data = hold_out_validation(data, val_frac, make_generator(seed, "val"))
     partition = instantiate_component(cfg.partition, "partition")
     # Rules with server-side root data (FLTrust): carve it out before partitioning.
     root, pool = hold_out_root(cfg.agg, data, make_generator(seed, "server"))
@@ -217,6 +221,8 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         "n": spec.n, "f": spec.f, "f_declared": spec.f_declared, "n_honest": spec.n_honest,
         "device": str(device), "dataset_train_size": int(len(data.y_train)),
     }
+    if data.y_val is not None:
+        info["dataset_val_size"] = int(len(data.y_val))
     if data.task == "classification":
         info["label_skew"] = label_skew(data.y_train, shards[: spec.n_honest], data.num_classes)
     with torch.random.fork_rng(devices=[]):

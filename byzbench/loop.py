@@ -67,7 +67,8 @@ class Result:
 def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
              chunk: int = 2048) -> dict[str, Tensor]:
     """Mean loss (and accuracy for classification) over a whole split, in chunks."""
-    x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    x_all, y_all = {"test": (data.x_test, data.y_test), "val": (data.x_val, data.y_val),
+                    "train": (data.x_train, data.y_train)}[split]
     params = make_unflatten(model)(theta.detach())
     crit = loss_fn(data.task)
     loss_sum = torch.zeros((), device=theta.device, dtype=torch.float64)
@@ -106,10 +107,11 @@ def train(exp: Experiment) -> Result:
     lap = exp.lap or _no_lap
 
     def do_eval(t: int) -> None:
-        for split in ("test", "train") if exp.eval_train else ("test",):
+        splits = ("test",) + ("val",) * (data.y_val is not None) + ("train",) * exp.eval_train
+        for split in splits:
             res = evaluate(exp.model, theta, data, split)
             for k, v in res.items():
-                log.add(t, split, k if split == "test" else f"{k}_full", v)
+                log.add(t, split, f"{k}_full" if split == "train" else k, v)
             if split == "train" and exp.f_star is not None:
                 log.add(t, "train", "opt_gap", res["loss"] - exp.f_star)
 
@@ -228,7 +230,8 @@ def train(exp: Experiment) -> Result:
         bar.close()
     log.flush()
     final = {}
-    for split, metric in (("test", "accuracy"), ("test", "loss"), ("train", "loss"),
+    for split, metric in (("test", "accuracy"), ("test", "loss"), ("val", "accuracy"),
+                          ("val", "loss"), ("train", "loss"),
                           ("train", "loss_full"), ("train", "opt_gap")):
         v = log.last(split, metric)
         if v is not None:

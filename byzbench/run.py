@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shlex
 import sys
 import time
 import traceback
@@ -18,6 +19,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -88,6 +90,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
     done = finished_summary(out_dir, cfg)
     if done is not None:
         log.info("skipped: %s already holds a finished run of this config", out_dir)
+        if not multirun:
+            print(f"byzbench: run dir {out_dir}")
         return _objective(done.get("final", {}))
     try:
         summary = execute(cfg, out_dir, choices, overrides)
@@ -108,7 +112,19 @@ def hydra_main(cfg: DictConfig) -> float | None:
     final = summary["final"]
     log.info("status=%s %s", summary["status"],
              " ".join(f"{k}={v:.4g}" for k, v in final.items()))
+    if not multirun:  # a multirun prints its sweep dir once, at the end (SweepDirCallback)
+        print(f"byzbench: run dir {out_dir}")
     return _objective(final)
+
+
+class SweepDirCallback(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/config.yaml): when a multirun ends,
+    print its sweep directory and the command that tabulates it."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = str(Path(str(config.hydra.sweep.dir)).absolute())
+        print(f"byzbench: sweep dir {sweep}\nbyzbench: report with: byzbench-report "
+              f"{shlex.quote(sweep)}")
 
 
 def _objective(final: dict[str, Any]) -> float | None:

@@ -1,6 +1,7 @@
 """Tables and figures from a finished sweep (data files only).
 
     python scripts/figures.py SWEEP_DIR [--out DIR] [--bench CSV] [--metric NAME] [--tail R]
+        [--reference CSV] [--select KEYS] [--heatmaps] [--best]    (as byzbench-report)
     python scripts/figures.py --bench CSV --out DIR      # the aggregator runtime figure only
 
 Writes results.csv/.parquet, runs.csv, the markdown tables (final metric mean +- sd,
@@ -16,19 +17,16 @@ import sys
 from pathlib import Path
 
 from byzbench.figures import make_figures, runtime
-from byzbench.report import write_report
+from byzbench.report.cli import add_options, report_from_args
+from byzbench.report.loading import ReportError
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("sweep_dir", type=Path, nargs="?", default=None)
-    p.add_argument("--out", type=Path, default=None, help="default: SWEEP_DIR/report")
     p.add_argument("--bench", type=Path, default=None,
                    help="aggregator benchmark CSV (columns n, d, rule, seconds)")
-    p.add_argument("--metric", default=None, help="default test_accuracy, else test_loss")
-    p.add_argument("--tail", type=int, default=0, metavar="ROUNDS",
-                   help="also tabulate the metric's mean over the last ROUNDS rounds")
-    p.add_argument("--quiet", action="store_true", help="do not print the tables")
+    add_options(p)  # the byzbench-report options (--out, --metric, --tail, --reference, ...)
     a = p.parse_args(argv)
     if a.sweep_dir is None:
         if a.bench is None:
@@ -37,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     try:
-        write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail)
-    except FileNotFoundError as e:
+        written = report_from_args(a)
+    except (FileNotFoundError, ReportError) as e:
         print(f"figures.py: error: {e}", file=sys.stderr)
         return 2
-    for path in make_figures(a.sweep_dir, a.out, a.bench, a.metric):
+    for path in [x for x in written.values() if x.suffix in (".png", ".pdf")] + \
+            make_figures(a.sweep_dir, a.out, a.bench, a.metric):
         print(path)
     return 0
 

@@ -80,6 +80,15 @@ class ClippedClustering:
             return labels == labels[0]
         return labels == (1 if size1 * 2 > m else 0)
 
+    def batch(self, xs: Tensor) -> Tensor:
+        """``[k, n, d] -> [k, d]``: each problem from the same norm history (a loop of
+        calls; the state after is that of the last problem, as after one call)."""
+        hist, outs = self.norm_history, []
+        for x in xs:
+            self.norm_history = hist
+            outs.append(self(x))
+        return torch.stack(outs)
+
     @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""

@@ -89,6 +89,12 @@ class FLTrust:
         return _ops.combine(x, w, bad)
 
 
+    def batch(self, xs: Tensor) -> Tensor:
+        """``[k, n, d] -> [k, d]``: each problem with the same server gradient (a loop:
+        the rule is one matrix-vector product per problem)."""
+        return torch.stack([self(x) for x in xs])
+
+
 def check_server_data(node: dict) -> dict:
     """Validate ``agg.server_data`` (one-line errors)."""
     require(isinstance(node, dict), "agg.server_data", node, "a mapping {size, draw}")

@@ -35,6 +35,10 @@ from torch import Tensor
 class RoundContext:
     """What an attacker knows at round ``t``.
 
+    Its tensors (``byz_grads``, the honest rows passed beside it) are valid during the
+    attack's call only: the loop updates its worker-momentum buffer in place, so an
+    attack that keeps history across rounds stores copies.
+
     Attributes:
         t: round index, starting at 0.
         n: number of workers.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from byzbench import ConfigError, require
+from byzbench.data.base import Dataset
 
 
 def numpy_rng(generator: torch.Generator) -> np.random.Generator:
@@ -17,7 +20,8 @@ def numpy_rng(generator: torch.Generator) -> np.random.Generator:
 
 
 def stratified_split(
-    labels: Tensor, test_frac: float, generator: torch.Generator
+    labels: Tensor, test_frac: float, generator: torch.Generator,
+    param: str = "dataset.test_frac",
 ) -> tuple[Tensor, Tensor]:
     """Seeded stratified split: ``round(test_frac * N_c)`` test samples of each class c.
 
@@ -25,11 +29,12 @@ def stratified_split(
         labels: ``[N]`` int64 class labels.
         test_frac: fraction in (0, 1) of each class held out.
         generator: CPU generator for the per-class shuffles.
+        param: the config key named in the error for a bad fraction.
 
     Returns:
         ``(train_idx, test_idx)``, each sorted ascending.
     """
-    require(0.0 < test_frac < 1.0, "dataset.test_frac", test_frac, "a fraction in (0, 1)")
+    require(0.0 < test_frac < 1.0, param, test_frac, "a fraction in (0, 1)")
     train, test = [], []
     for c in torch.unique(labels).tolist():  # once at build time, a few classes
         idx = torch.nonzero(labels == c).flatten()
@@ -38,6 +43,33 @@ def stratified_split(
         test.append(idx[:k])
         train.append(idx[k:])
     return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def hold_out_validation(data: Dataset, val_frac: float,
+                        generator: torch.Generator) -> Dataset:
+    """Move a seeded ``val_frac`` of the training set into ``x_val, y_val`` (before the
+    partition, so no worker ever trains on it); the test set is untouched.
+
+    Classification: stratified (``round(val_frac * N_c)`` samples of each class c, as
+    ``stratified_split``); regression: a uniform random subset of ``round(val_frac * N)``.
+    ``val_frac = 0`` returns ``data`` unchanged (no validation split).
+    """
+    require(isinstance(val_frac, (int, float)) and 0.0 <= val_frac < 1.0, "dataset.val_frac",
+            val_frac, "a fraction in [0, 1) (0: no validation split)")
+    if val_frac == 0:
+        return data
+    y = data.y_train
+    if data.task == "classification":
+        train, val = stratified_split(y.cpu(), val_frac, generator, "dataset.val_frac")
+    else:
+        perm = torch.randperm(len(y), generator=generator)
+        k = int(round(val_frac * len(y)))
+        train, val = perm[k:].sort().values, perm[:k].sort().values
+    require(len(val) >= 1 and len(train) >= 1, "dataset.val_frac", val_frac,
+            f"a fraction leaving at least one validation and one training sample of {len(y)}")
+    train, val = train.to(y.device), val.to(y.device)
+    return replace(data, x_train=data.x_train[train], y_train=y[train],
+                   x_val=data.x_train[val], y_val=y[val])
 
 
 def random_subset(n_total: int, limit: int | None, generator: torch.Generator,

@@ -1,4 +1,4 @@
-"""Dataset contract: a whole train/test split held as tensors.
+"""Dataset contract: a whole train/test (and optional validation) split held as tensors.
 
 A dataset builder (``conf/dataset/*.yaml`` ``_target_``) takes plain keyword arguments
 plus ``generator`` (a seeded CPU ``torch.Generator`` for any randomness, e.g.
@@ -33,6 +33,9 @@ class Dataset:
         prepare: applied to gathered inputs on the device (dtype conversion,
             normalization); must be vmap-safe and elementwise.
         name: label for logs.
+        x_val, y_val: the validation split held out of the training set
+            (``dataset.val_frac``, see ``byzbench.data._common.hold_out_validation``);
+            None when there is none.
         f_star: minimum of the full-batch training loss, when the builder knows it in
             closed form (synthetic least squares: over ``model=logreg`` with bias); the
             run then reports the optimality gap ``loss - f_star``. None: unknown.
@@ -47,6 +50,8 @@ class Dataset:
     prepare: Callable[[Tensor], Tensor] = field(default=_identity)
     name: str = "dataset"
     f_star: float | None = None
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -59,4 +64,6 @@ class Dataset:
             y_train=self.y_train.to(device),
             x_test=self.x_test.to(device),
             y_test=self.y_test.to(device),
+            x_val=None if self.x_val is None else self.x_val.to(device),
+            y_val=None if self.y_val is None else self.y_val.to(device),
         )

@@ -26,7 +26,7 @@ class Spy:
     """Wraps the built attack and records what the context holds each round."""
 
     def __init__(self, attack, queries: int = 0):
-        self.attack, self.queries, self.seen = attack, queries, []
+        self.attack, self.queries, self.seen, self.byz = attack, queries, [], []
 
     def __getattr__(self, name):
         if name == "attack":
@@ -37,6 +37,9 @@ class Spy:
         for _ in range(self.queries):
             ctx.query(torch.cat([honest, honest[: ctx.f]]))
         self.seen.append(ctx)
+        # ctx tensors are valid during the call only (the loop reuses its momentum
+        # buffer in place), so a copy is what the attacker saw this round.
+        self.byz.append(None if ctx.byz_grads is None else ctx.byz_grads.clone())
         return self.attack(honest, ctx)
 
 
@@ -47,7 +50,7 @@ def test_bit_flip_flips_raw_gradient_or_momentum():
         exp = _exp("attack=bit_flip", f"attack.byz_momentum={flag}", f"worker_momentum={beta}")
         exp.attack = Spy(exp.attack)
         train(exp)
-        out[flag] = [c.byz_grads.clone() for c in exp.attack.seen]
+        out[flag] = exp.attack.byz
     # round 0: momentum = (1 - beta) g, the raw gradient g (same data, same seed)
     torch.testing.assert_close(out["true"][0], (1 - beta) * out["false"][0])
     assert not torch.allclose(out["true"][1], out["false"][1])

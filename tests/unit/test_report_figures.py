@@ -118,3 +118,17 @@ def test_runtime_reads_bench_aggregators_csv(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "bench.csv", index=False)
     paths = figures.runtime(tmp_path / "bench.csv", tmp_path / "rt")
     _valid(paths, "rt")
+
+
+def test_script_takes_the_report_options(tmp_path, capsys):
+    """scripts/figures.py shares byzbench-report's options: --heatmaps draws the
+    worst-case f x heterogeneity heatmaps next to the other figures."""
+    spec = importlib.util.spec_from_file_location("figs", ROOT / "scripts" / "figures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sweep = _sweep(tmp_path / "sweep")
+    assert mod.main([str(sweep), "--heatmaps", "--quiet", "--out", str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    # one heatmap figure per solver (the other swept axis); f from cluster.byz_frac
+    assert "heatmap_worst_test_accuracy_g-solver=sgd.png" in printed
+    _valid(sorted((tmp_path / "o").glob("heatmap_worst_*")), "heatmap_worst_test_accuracy")

@@ -1,0 +1,5 @@
+"""``python -m byzbench.report SWEEP_DIR``."""
+
+from byzbench.report.cli import main
+
+main()
