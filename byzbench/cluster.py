@@ -50,11 +50,14 @@ class BatchSampler:
 
     ``sample(rows)`` returns ``[rows, B]`` global sample indices for workers
     ``0..rows-1``: position ``floor(U * len_i)`` into the padded shard table, one
-    vectorized draw (no loop over workers).
+    vectorized draw (no loop over workers). With a ``server`` shard (the server's root
+    data, e.g. FLTrust) it returns ``[rows + 1, B]``, the server's row last.
     """
 
     def __init__(self, shards: list[Tensor], batch_size: int, device: torch.device,
-                 generator: torch.Generator):
+                 generator: torch.Generator, server: Tensor | None = None):
+        self.has_server = server is not None
+        shards = list(shards) + ([server] if server is not None else [])
         lens = torch.tensor([len(s) for s in shards], dtype=torch.long)
         require(bool((lens >= 1).all()), "partition", "an empty shard",
                 "every worker needs at least one sample")
@@ -67,10 +70,14 @@ class BatchSampler:
         self.generator = generator
 
     def sample(self, rows: int) -> Tensor:
-        u = torch.rand(rows, self.batch_size, generator=self.generator,
+        table, lens = self.table[:rows], self.lens[:rows]
+        if self.has_server:
+            table = torch.cat([table, self.table[-1:]])
+            lens = torch.cat([lens, self.lens[-1:]])
+        u = torch.rand(table.shape[0], self.batch_size, generator=self.generator,
                        device=self.table.device)
-        pos = (u * self.lens[:rows, None]).long().clamp_max(self.lens[:rows, None] - 1)
-        return torch.gather(self.table[:rows], 1, pos)
+        pos = (u * lens[:, None]).long().clamp_max(lens[:, None] - 1)
+        return torch.gather(table, 1, pos)
 
 
 def label_skew(labels: Tensor, shards: list[Tensor], num_classes: int) -> float:

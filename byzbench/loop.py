@@ -145,7 +145,7 @@ def train(exp: Experiment) -> Result:
         X = data.prepare(data.x_train[idx])
         Y = data.y_train[idx]
         if transform is not None and rows > n_h:
-            Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
+            Y = torch.cat([Y[:n_h], transform(Y[n_h:rows], data.num_classes), Y[rows:]])
         lap("batch")
         G, losses = grad_fn(theta, X, Y)
         lap("gradients")
@@ -153,6 +153,8 @@ def train(exp: Experiment) -> Result:
         if exp.worker_momentum > 0:
             G = momentum = momentum_step(momentum, G, exp.worker_momentum,
                                          exp.worker_momentum_style)
+        # The server's root-data row (FLTrust), last in the same pass, goes to the rule.
+        g_server, G = (G[rows], G[:rows]) if G.shape[0] > rows else (None, G)
         honest = G[:n_h]
         lap("momentum")
         if t == 0:
@@ -166,11 +168,16 @@ def train(exp: Experiment) -> Result:
         perm = torch.randperm(spec.n, generator=exp.sampling_gen, device=honest.device)
         qs = 0 if exp.query_gen is None else host.host_int(
             torch.randint(0, 2**62, (1,), generator=exp.query_gen))
-        byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw
+        byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw[:rows]
         # Oracle for rules that ask (MoNNA pivot=honest), told before the attack so that
         # its queries see this round's honest position (a transfer only for those).
         if getattr(exp.pipeline.rule, "needs_honest_row", False):
             exp.pipeline.tell_honest_row(int(host.to_host(torch.argmin(perm)).item()))
+        # Server-side side information for rules that take it (FLTrust's root gradient,
+        # FoolsGold's row owners); attack queries are not told row owners.
+        observe = getattr(exp.pipeline.rule, "observe", None)
+        if observe is not None:
+            observe(server_grad=g_server, worker_ids=None)
         ctx = RoundContext(t=t, n=spec.n, f=f, f_declared=spec.f_declared,
                            pipeline=exp.pipeline, prev_aggregate=prev_u,
                            byz_grads=byz_rows[n_h:] if rows > n_h else None,
@@ -184,6 +191,8 @@ def train(exp: Experiment) -> Result:
         lap("attack")
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
         ta = time.perf_counter()
+        if observe is not None:  # the real aggregation: row k is worker perm[k]
+            observe(server_grad=g_server, worker_ids=perm.cpu())
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
         lap("aggregation")
