@@ -23,7 +23,8 @@ _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 # Independent random streams, each seeded from (seed, stream id).
 STREAMS = {"dataset": 0, "partition": 1, "byz_ids": 2, "init": 3, "sampling": 4, "perm": 5,
-           "attack": 6, "agg": 7, "query": 8, "val": 9, "participation": 10}
+           "attack": 6, "agg": 7, "query": 8, "val": 9, "dropout": 10, "server": 11,
+           "participation": 12}
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -128,6 +129,22 @@ def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
     return Pipeline(preaggs, rule)
 
 
+def hold_out_root(agg_cfg: Any, data: Any,
+                  generator: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(root, pool)``: the server's root-data indices and the remaining training
+    indices the workers share, when the rule's config has ``server_data``; else
+    ``(None, None)``."""
+    node = _plain(agg_cfg).get("server_data")
+    if node is None:
+        return None, None
+    from byzbench.aggregators.fltrust import check_server_data, draw_root
+
+    root = draw_root(data.y_train, check_server_data(node), data.num_classes, generator)
+    keep = torch.ones(len(data.y_train), dtype=torch.bool)
+    keep[root] = False
+    return root, torch.nonzero(keep).flatten()
+
+
 def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Any:
     """The attack, optionally wrapped in the generic per-round scale tuner. The key
     ``server_randomness`` (any attack) sets what its pipeline queries may see."""
@@ -195,7 +212,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
 
     Returns ``(Experiment, info)``; ``info`` holds values for summary.json (n, f, the
     device, label heterogeneity, f*)."""
-    from byzbench.cluster import BatchSampler, Participation, assign_shards, label_skew
+    from byzbench.cluster import BatchSampler, Participation, label_skew, worker_shards
     from byzbench.data._common import hold_out_validation
     from byzbench.grads import choose_grad_path, flat_params
     from byzbench.loop import Experiment
@@ -209,8 +226,14 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     data = instantiate_component(dnode, "dataset", generator=make_generator(seed, "dataset"))
     data = hold_out_validation(data, val_frac, make_generator(seed, "val"))
     partition = instantiate_component(cfg.partition, "partition")
-    shards = partition(data.y_train, spec.n, make_generator(seed, "partition"))
-    shards = assign_shards(list(shards), spec.n, spec.f, make_generator(seed, "byz_ids"))
+    # Rules with server-side root data (FLTrust): carve it out before partitioning.
+    root, pool = hold_out_root(cfg.agg, data, make_generator(seed, "server"))
+    labels = data.y_train if pool is None else data.y_train[pool]
+    byz_data = str(cfg.cluster.byz_data)
+    shards = worker_shards(partition, labels, spec.n, spec.f, byz_data,
+                           make_generator(seed, "partition"), make_generator(seed, "byz_ids"))
+    if pool is not None:
+        shards = [pool[s] for s in shards]
     info: dict[str, Any] = {
         "n": spec.n, "f": spec.f, "f_declared": spec.f_declared, "n_honest": spec.n_honest,
         "device": str(device), "dataset_train_size": int(len(data.y_train)),
@@ -242,21 +265,31 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     workers = instantiate_component(algo_cfg, "algorithm", model=model, task=data.task,
                                     grad_path=info["grad_path"])
     attack = build_attack(cfg.attack, spec, data.num_classes)
+    if byz_data == "none" and spec.f > 0 and (getattr(attack, "local", False)
+                                              or hasattr(attack, "transform_labels")):
+        raise ConfigError(
+            "cluster.byz_data='none' is invalid for this attack: its Byzantine workers "
+            "compute gradients on their own data (local threat model); use shard or iid")
     pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device))
+    require(root is not None or getattr(pipeline.rule, "server_data", None) is None,
+            "agg.server_data", None, "this rule needs the server's root data {size, draw}")
     optimizer, scheduler = build_solver(cfg.solver, cfg.schedule, theta)
     exp = Experiment(
         data=data, model=model, theta=theta, spec=spec,
         sampler=BatchSampler(shards, int(cfg.batch_size), device,
-                             make_generator(seed, "sampling", device)),
+                             make_generator(seed, "sampling", device), server=root),
         attack=attack, pipeline=pipeline, optimizer=optimizer, scheduler=scheduler,
         sampling_gen=make_generator(seed, "perm", device),
         attack_gen=make_generator(seed, "attack", device),
         query_gen=make_generator(seed, "query"),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
-        worker_momentum=float(cfg.worker_momentum), f_star=f_star, progress=bool(cfg.progress),
-        workers=workers,
+        worker_momentum=float(cfg.worker_momentum),
+        worker_momentum_style=str(cfg.worker_momentum_style), f_star=f_star,
+        progress=bool(cfg.progress), workers=workers,
         participation=Participation(spec.n, spec.f, spec.per_round, spec.f_fixed_round,
                                     spec.byz_per_round, make_generator(seed, "participation"),
                                     device),
     )
+    # Dropout draws from torch's global generator (F.dropout takes none): seed it.
+    torch.manual_seed(stream_seed(seed, "dropout"))
     return exp, info

@@ -20,16 +20,47 @@ def assign_shards(shards: list[Tensor], n: int, f: int, generator: torch.Generat
     return [shards[i] for i in range(n) if i not in byz] + [shards[i] for i in range(n) if i in byz]
 
 
+def worker_shards(partition, labels: Tensor, n: int, f: int, byz_data: str,
+                  part_gen: torch.Generator, byz_gen: torch.Generator) -> list[Tensor]:
+    """Data of every worker, honest first (rows ``0..n-f-1``), then Byzantine.
+
+    ``byz_data``:
+
+    * ``shard``: the partition is over all n workers and f of them, chosen at random,
+      are Byzantine (``assign_shards``);
+    * ``iid``: the partition is over the n - f honest workers only; Byzantine worker j
+      holds piece ``j mod (n - f)`` of a seeded IID split of the whole training set
+      into n - f pieces (epfml/byzantine-robust-noniid-optimizer ``utils.py``:
+      ``DistributedSampler(num_replicas=n - f, rank=j mod (n - f))``);
+    * ``none``: the partition is over the n - f honest workers only and Byzantine
+      workers hold no data (ByzFL), so only attacks that compute nothing can run.
+    """
+    if byz_data == "shard":
+        return assign_shards(list(partition(labels, n, part_gen)), n, f, byz_gen)
+    honest = list(partition(labels, n - f, part_gen))
+    require(len(honest) == n - f, "partition", len(honest), f"must return n - f={n - f} shards")
+    if byz_data == "none" or f == 0:
+        return honest
+    from byzbench.data.iid import IID
+
+    pieces = IID()(labels, n - f, byz_gen)
+    return honest + [pieces[j % (n - f)] for j in range(f)]
+
+
 class BatchSampler:
     """IID minibatches with replacement from each worker's shard, all workers at once.
 
     ``sample(workers)`` returns ``[m, B]`` global sample indices for the workers
     ``ids [m]`` (or ``0..rows-1`` for an int): position ``floor(U * len_i)`` into the
-    padded shard table, one vectorized draw (no loop over workers).
+    padded shard table, one vectorized draw (no loop over workers). With a ``server``
+    shard (the server's root data, e.g. FLTrust) it returns ``[m + 1, B]``, the
+    server's row last.
     """
 
     def __init__(self, shards: list[Tensor], batch_size: int, device: torch.device,
-                 generator: torch.Generator):
+                 generator: torch.Generator, server: Tensor | None = None):
+        self.has_server = server is not None
+        shards = list(shards) + ([server] if server is not None else [])
         lens = torch.tensor([len(s) for s in shards], dtype=torch.long)
         require(bool((lens >= 1).all()), "partition", "an empty shard",
                 "every worker needs at least one sample")
@@ -42,8 +73,11 @@ class BatchSampler:
         self.generator = generator
 
     def sample(self, workers: int | Tensor) -> Tensor:
+        rows = len(self.lens) - self.has_server
         if isinstance(workers, int):
             workers = torch.arange(workers, device=self.table.device)
+        if self.has_server:
+            workers = torch.cat([workers, workers.new_tensor([rows])])
         lens = self.lens[workers, None]
         u = torch.rand(len(workers), self.batch_size, generator=self.generator,
                        device=self.table.device)

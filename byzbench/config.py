@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from byzbench import require
 from byzbench.grads import GRAD_PATHS
+
+MOMENTUM_STYLES = ("ema", "heavy_ball")
+BYZ_DATA = ("shard", "iid", "none")
 
 
 @dataclass
@@ -25,6 +29,7 @@ class ClusterConfig:
     n_workers: int = 20
     byz_frac: float = 0.2
     f_declared: Any = None  # int | None: the f the rule is told; None = the real f
+    byz_data: str = "shard"  # shard | iid | none: the data of the Byzantine workers (cluster.py)
     participation: float = 1.0  # fraction of the n clients sampled each round, in (0, 1]
     byz_per_round: str = "sampled"  # sampled | fixed (see ClusterSpec)
 
@@ -41,6 +46,7 @@ class Config:
     device: str = "auto"
     threads: Any = "auto"  # "auto" | int: torch intra-op threads (auto: 1 per joblib job)
     worker_momentum: float = 0.0
+    worker_momentum_style: str = "ema"  # ema: m = b m + (1-b) g | heavy_ball: m = b m + g
     grad_path: str = "auto"  # auto | vmap | loop (see byzbench.grads.choose_grad_path)
     progress: bool = True
     plot: bool = True
@@ -57,9 +63,23 @@ class Config:
     partition: Any = None
 
 
+# Arithmetic in configs, for settings the published code derives from others (epfml's
+# clipping radius tau / (1 - momentum); ByzFL's n = 10 honest + f): ``${div:10,${sub:1,0.9}}``.
+RESOLVERS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+}
+
+
 def register() -> None:
-    """Register the schema so that ``conf/config.yaml`` can extend it."""
+    """Register the schema so that ``conf/config.yaml`` can extend it, and the
+    arithmetic resolvers ``add``, ``sub``, ``mul``, ``div``."""
     ConfigStore.instance().store(name="byzbench_schema", node=Config)
+    for name, fn in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 BYZ_PER_ROUND = ("sampled", "fixed")
@@ -145,6 +165,10 @@ def validate_top(cfg: Any) -> None:
             "device", cfg.device, "auto, cpu, cuda or cuda:N")
     require(0.0 <= cfg.worker_momentum < 1.0, "worker_momentum", cfg.worker_momentum,
             "a value in [0, 1)")
+    require(cfg.worker_momentum_style in MOMENTUM_STYLES, "worker_momentum_style",
+            cfg.worker_momentum_style, ", ".join(MOMENTUM_STYLES))
+    require(cfg.cluster.byz_data in BYZ_DATA, "cluster.byz_data", cfg.cluster.byz_data,
+            ", ".join(BYZ_DATA))
     require(cfg.grad_path in GRAD_PATHS, "grad_path", cfg.grad_path, ", ".join(GRAD_PATHS))
     t = cfg.threads
     require(t == "auto" or (isinstance(t, int) and t >= 1), "threads", t,

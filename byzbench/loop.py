@@ -5,7 +5,8 @@ of m) -> ``G, losses = workers(theta, draw)`` for those that compute (honest, pl
 Byzantine ones under a local threat model), where ``draw()`` gathers each client's next
 minibatch ``X [m, B, ...], Y [m, B]`` from its shard and ``workers`` is the algorithm
 chosen at build time (DSGD: one gradient each; FedAvg: K local steps each, sending
-``theta - theta_i^K``) -> worker momentum, kept per client -> ``Bz = attack(G_honest,
+``theta - theta_i^K``; a rule with server root data (FLTrust) adds the server's
+row last, computed the same way) -> worker momentum, kept per client -> ``Bz = attack(G_honest,
 ctx) [f_t, d]`` -> seeded row permutation of ``cat(G_honest, Bz)`` -> ``u =
 pipeline(V)`` -> ``theta.grad = u; opt.step()``.
 """
@@ -52,6 +53,7 @@ class Experiment:
     eval_every: int = 10
     eval_train: bool = True
     worker_momentum: float = 0.0
+    worker_momentum_style: str = "ema"
     f_star: float | None = None
     progress: bool = True
     log: MetricsLog = field(default_factory=MetricsLog)
@@ -76,6 +78,8 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
     x_all, y_all = {"test": (data.x_test, data.y_test), "val": (data.x_val, data.y_val),
                     "train": (data.x_train, data.y_train)}[split]
     params = make_unflatten(model)(theta.detach())
+    was_training = model.training
+    model.eval()  # dropout off, BatchNorm on its running statistics
     crit = loss_fn(data.task)
     loss_sum = torch.zeros((), device=theta.device, dtype=torch.float64)
     correct = torch.zeros((), device=theta.device, dtype=torch.float64)
@@ -86,10 +90,22 @@ def evaluate(model: nn.Module, theta: Tensor, data: Dataset, split: str,
         loss_sum += crit(out, y).double() * len(y)
         if data.task == "classification":
             correct += (out.argmax(-1) == y).sum()
+    model.train(was_training)
     res = {"loss": loss_sum / len(y_all)}
     if data.task == "classification":
         res["accuracy"] = correct / len(y_all)
     return res
+
+
+def momentum_step(m: Tensor | None, G: Tensor, beta: float, style: str = "ema") -> Tensor:
+    """One worker-momentum update of the rows ``G [m, d]`` from the buffer ``m`` (None
+    before the first round, i.e. m = 0): ``ema`` m = beta m + (1 - beta) G (Karimireddy,
+    He & Jaggi, ICML 2021; ByzFL, FLB) or ``heavy_ball`` m = beta m + G (epfml's
+    ``codes/worker.py``, 1/(1 - beta) times the ema). One new buffer and two passes
+    per round, never in place: a round's rows may be kept (e.g. by an attack) after the
+    round; neither ``m`` nor ``G`` is modified."""
+    a = 1.0 if style == "heavy_ball" else 1.0 - beta
+    return a * G if m is None else torch.mul(m, beta).add_(G, alpha=a)
 
 
 def _no_lap(part: str) -> None:
@@ -108,8 +124,9 @@ def _draw(exp: Experiment, ids: Tensor, n_h: int, transform: Callable | None,
         idx = exp.sampler.sample(ids)
         lap("sampling")
         X, Y = data.prepare(data.x_train[idx]), data.y_train[idx]
-        if transform is not None and len(ids) > n_h:
-            Y = torch.cat([Y[:n_h], transform(Y[n_h:], data.num_classes)])
+        if transform is not None and len(ids) > n_h:  # the server's row (if any) stays
+            Y = torch.cat([Y[:n_h], transform(Y[n_h:len(ids)], data.num_classes),
+                           Y[len(ids):]])
         lap("batch")
         return X, Y
 
@@ -127,6 +144,7 @@ def train(exp: Experiment) -> Result:
     workers = exp.workers or DSGD(exp.model, data.task)
     participation = exp.participation or Participation(
         spec.n, spec.f, spec.n, spec.f, "sampled", torch.Generator(), exp.theta.device)
+    server = bool(getattr(exp.sampler, "has_server", False))
     theta = exp.theta
     momentum: Tensor | None = None
     prev_u: Tensor | None = None
@@ -161,18 +179,20 @@ def train(exp: Experiment) -> Result:
         lap("gradients")
         G_raw = G  # Byzantine rows without momentum (attack.byz_momentum = false)
         if exp.worker_momentum > 0:
-            # Worker momentum (Karimireddy et al., ICML 2021): m_i = beta m_i + (1-beta) g_i,
-            # one buffer per client (rows of all n), kept between the rounds it takes part in.
-            b = exp.worker_momentum
-            if momentum is None:
-                momentum = G.new_zeros(spec.n, G.shape[1])
-            # In place (no fresh [rows, d] buffers; G itself stays as computed: G_raw may
-            # still be read). Full participation: the computing clients are rows 0..rows-1.
-            rows = momentum[: len(ids)] if participation.full else momentum[ids]
-            rows.mul_(b).add_(G, alpha=1 - b)
-            if not participation.full:
-                momentum[ids] = rows
-            G = rows
+            b, style = exp.worker_momentum, exp.worker_momentum_style
+            if participation.full:  # the computing clients are rows 0..len(ids)-1
+                G = momentum = momentum_step(momentum, G, b, style)
+            else:
+                # One buffer per client (rows of all n, then the server's), kept between
+                # the rounds it takes part in; zero before its first round.
+                if momentum is None:
+                    momentum = G.new_zeros(spec.n + server, G.shape[1])
+                key = torch.cat([ids, ids.new_tensor([spec.n])]) if server else ids
+                G = momentum_step(momentum[key], G, b, style)  # gathered rows: a copy
+                momentum[key] = G  # the loop's own buffer; G itself is never modified
+        # The server's root-data row (FLTrust), last in the same pass, goes to the rule.
+        rows = len(ids)
+        g_server, G = (G[rows], G[:rows]) if server else (None, G)
         honest = G[:n_h]
         lap("momentum")
         if t == 0:
@@ -186,11 +206,16 @@ def train(exp: Experiment) -> Result:
         perm = torch.randperm(m, generator=exp.sampling_gen, device=honest.device)
         qs = 0 if exp.query_gen is None else host.host_int(
             torch.randint(0, 2**62, (1,), generator=exp.query_gen))
-        byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw
+        byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw[:rows]
         # Oracle for rules that ask (MoNNA pivot=honest), told before the attack so that
         # its queries see this round's honest position (a transfer only for those).
         if getattr(exp.pipeline.rule, "needs_honest_row", False):
             exp.pipeline.tell_honest_row(int(host.to_host(torch.argmin(perm)).item()))
+        # Server-side side information for rules that take it (FLTrust's root gradient,
+        # FoolsGold's row owners); attack queries are not told row owners.
+        observe = getattr(exp.pipeline.rule, "observe", None)
+        if observe is not None:
+            observe(server_grad=g_server, worker_ids=None)
         ctx = RoundContext(t=t, n=m, f=f, f_declared=spec.f_declared_round,
                            pipeline=exp.pipeline, prev_aggregate=prev_u,
                            byz_grads=byz_rows[n_h:] if len(ids) > n_h else None,
@@ -204,6 +229,9 @@ def train(exp: Experiment) -> Result:
         lap("attack")
         V = torch.cat([honest, byz.to(honest.dtype)])[perm]
         ta = time.perf_counter()
+        if observe is not None:  # the real aggregation: row k is worker perm[k]
+            owners = perm if participation.full else rnd.ids[perm]
+            observe(server_grad=g_server, worker_ids=owners.cpu())
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
         lap("aggregation")

@@ -106,7 +106,7 @@ else
     dataset=mnist model=mlp 'model.hidden=[100]' agg=trmean 'preagg=[nnm]' \
     attack=sign_flip worker_momentum=0.9
   if [[ -f scripts/bench_adaptive.py ]]; then
-    step bench_adaptive 40 $PY scripts/bench_adaptive.py --device $DEV
+    step bench_adaptive 60 $PY scripts/bench_adaptive.py --device $DEV --rounds 20 --blocks 1
   fi
 fi
 

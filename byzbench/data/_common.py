@@ -131,3 +131,20 @@ def check_workers(n_samples: int, n_workers: int, need: int = 1) -> None:
             f"cluster.n_workers={n_workers} is invalid: the partition needs at least "
             f"{need * n_workers} training samples, the dataset has {n_samples}"
         )
+
+
+def long_tail(order: Tensor, labels: Tensor, beta: float) -> Tensor:
+    """Truncate a class-sorted index list: class c (the c-th distinct label in ``order``)
+    keeps its first ``floor(N_c * beta^c)`` indices (Karimireddy et al., ICLR 2022,
+    epfml ``NONIIDLTSampler``; beta = 1 keeps all).
+
+    Args:
+        order: ``[M]`` indices sorted by label (classes contiguous, ascending).
+        labels: ``[N]`` integer labels the indices point into.
+        beta: in (0, 1].
+    """
+    if beta == 1.0:
+        return order
+    _, counts = torch.unique_consecutive(labels[order], return_counts=True)
+    keep = [int(np.floor(int(c) * beta**k)) for k, c in enumerate(counts)]
+    return torch.cat([p[:k] for p, k in zip(torch.split(order, counts.tolist()), keep)])

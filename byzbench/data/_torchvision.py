@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from byzbench import ConfigError, require
-from byzbench.data._common import normalize_uint8, random_subset
+from byzbench.data._common import long_tail, normalize_uint8, random_subset
 from byzbench.data.base import Dataset
 
 
@@ -37,7 +37,8 @@ def _open(cls: Any, root: str, train: bool, download: bool, folder: str, name: s
 
 def load_images(cls: Any, name: str, subdir: str, root: str, download: bool,
                 generator: torch.Generator, max_train: int | None, max_test: int | None,
-                mean: tuple[float, ...], std: tuple[float, ...], num_classes: int) -> Dataset:
+                mean: tuple[float, ...], std: tuple[float, ...], num_classes: int,
+                test_long_tail: float = 1.0) -> Dataset:
     """Train and test splits of torchvision dataset ``cls`` as uint8 ``[N, C, H, W]``.
 
     Args:
@@ -49,7 +50,12 @@ def load_images(cls: Any, name: str, subdir: str, root: str, download: bool,
         max_train, max_test: keep a seeded random subset of this size (None: all).
         mean, std: per-channel normalization constants applied in ``prepare``.
         num_classes: classes.
+        test_long_tail: beta in (0, 1]: the test split keeps the first
+            ``floor(N_c beta^c)`` samples of class c in file order (``_common.long_tail``),
+            as epfml's exp1 evaluates on a long-tailed test set; 1 keeps all.
     """
+    require(isinstance(test_long_tail, (int, float)) and 0 < test_long_tail <= 1,
+            "dataset.test_long_tail", test_long_tail, "a number in (0, 1] (1 = whole test set)")
     require(isinstance(download, bool), "dataset.download", download, "true or false")
     root = os.path.abspath(os.path.expanduser(str(root)))
     folder = os.path.join(root, subdir)
@@ -66,6 +72,9 @@ def load_images(cls: Any, name: str, subdir: str, root: str, download: bool,
         keep = random_subset(len(y), limit, generator, param)
         if keep is not None:
             x, y = x[keep], y[keep]
+        if not train and test_long_tail < 1:
+            kept = long_tail(torch.argsort(y, stable=True), y, float(test_long_tail))
+            x, y = x[kept.sort().values], y[kept.sort().values]
         parts += [x.to(torch.uint8).contiguous(), y]
     return Dataset(
         x_train=parts[0], y_train=parts[1], x_test=parts[2], y_test=parts[3],

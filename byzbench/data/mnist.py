@@ -13,7 +13,8 @@ STD = (0.3081,)
 
 
 def build(generator: torch.Generator, root: str = "data", download: bool = True,
-          max_train: int | None = None, max_test: int | None = None) -> Dataset:
+          max_train: int | None = None, max_test: int | None = None,
+          test_long_tail: float = 1.0) -> Dataset:
     """MNIST as uint8 ``[60000, 1, 28, 28]`` / ``[10000, 1, 28, 28]``; ``prepare`` maps
     a gathered batch to ``(x / 255 - 0.1307) / 0.3081``.
 
@@ -22,6 +23,9 @@ def build(generator: torch.Generator, root: str = "data", download: bool = True,
         root: folder holding ``MNIST/raw/*-ubyte`` (torchvision's layout).
         download: fetch the files when missing (otherwise a one-line ConfigError).
         max_train, max_test: seeded random subset sizes (null: the whole split).
+        test_long_tail: 1 (whole test split) or beta < 1: class c keeps its first
+            floor(N_c beta^c) test samples, as the long-tailed test set of Karimireddy
+            et al. (ICLR 2022) exp1.
 
     Reference: LeCun, Bottou, Bengio & Haffner, "Gradient-based learning applied to
     document recognition", Proc. IEEE 1998.
@@ -29,4 +33,4 @@ def build(generator: torch.Generator, root: str = "data", download: bool = True,
     from torchvision.datasets import MNIST
 
     return load_images(MNIST, "mnist", "MNIST/raw", root, download, generator, max_train,
-                       max_test, MEAN, STD, 10)
+                       max_test, MEAN, STD, 10, test_long_tail=test_long_tail)

@@ -41,6 +41,13 @@ def _run(tmp_path, name, *over):
      "worker_momentum=0.5"],
     ["attack=sign_flip", "agg=trmean", "preagg=[nnm]", "cluster.participation=0.6",
      "cluster.n_workers=10", "cluster.byz_frac=0.2"],
+    # The server's FLTrust root-data row goes through the same workers function (FedAvg:
+    # the server's own K local steps), with per-client momentum under participation.
+    ["attack=label_flip", "agg=fltrust", "agg.server_data.size=40", "cluster.n_workers=10",
+     "cluster.byz_frac=0.2", "cluster.participation=0.6", "worker_momentum=0.5",
+     "worker_momentum_style=heavy_ball"],
+    ["attack=alie", "agg=foolsgold", "cluster.byz_data=none", "cluster.n_workers=10",
+     "cluster.byz_frac=0.2", "cluster.participation=0.6", "worker_momentum=0.5"],
 ])
 def test_k1_fedavg_equals_dsgd_bit_for_bit(tmp_path, over):
     """K = 1, client_lr = eta = 1/8, server SGD lr 1 vs DSGD with lr 1/8: the same
@@ -160,6 +167,23 @@ def test_local_attacks_run_k_local_steps_on_their_own_data(attack):
 FAST = [*TINY, "rounds=2", "eval_every=2", "eval_train=false", "algorithm=fedavg",
         "algorithm.local_steps=2", "solver.lr=1", "cluster.n_workers=14",
         "cluster.byz_frac=0.15", "cluster.participation=0.75"]
+
+
+@pytest.mark.parametrize("over", [
+    ["agg=fltrust", "agg.server_data.size=40", "attack=label_flip", "worker_momentum=0.9"],
+    ["cluster.byz_data=none", "attack=ipm", "agg=foolsgold", "cluster.byz_per_round=fixed"],
+    ["cluster.byz_data=iid", "attack=alie_local", "worker_momentum=0.5",
+     "worker_momentum_style=heavy_ball"],
+])
+def test_main_data_options_with_fedavg_and_participation(over):
+    """main's data options (FLTrust root row, byz_data none / iid, momentum styles) with
+    FedAvg's local steps and partial participation: finite training, round sizes kept."""
+    exp, info = build_experiment(compose_cfg(*FAST, *over))
+    res = train(exp)
+    assert res.status == "ok" and res.rounds_done == 2, over
+    hon = exp.log.last("train", "clients_honest")
+    byz = exp.log.last("train", "clients_byz")
+    assert hon + byz == info["clients_per_round"] == 10
 
 
 @pytest.mark.parametrize("group", ["attack", "agg", "preagg"])

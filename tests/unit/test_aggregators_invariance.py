@@ -46,6 +46,11 @@ NOT_TRANSLATION = {
                      "the origin",
     "preagg=clipping": "clips norms measured from the origin",
     "preagg=arc": "clips norms measured from the origin",
+    "agg=cge": "keeps the rows of smallest norm ||x_i||, measured from the origin",
+    "agg=clipped_clustering": "norm clipping and cosine clustering are relative to the origin",
+    "agg=flame": "cosine clustering and median-norm clipping are relative to the origin",
+    "agg=fltrust": "cosine with the server's gradient and rescaling to its norm",
+    "agg=foolsgold": "cosine similarities of the accumulated updates",
 }
 NOT_HOMOGENEOUS = {
     "preagg=clipping": "threshold C is absolute by the user's choice",

@@ -329,3 +329,25 @@ def test_libsvm_missing_file_one_line(tmp_path):
     with pytest.raises(ConfigError, match="dataset.path") as e:
         build(gen(), path=str(tmp_path / "nope"))
     assert "\n" not in str(e.value) and str(tmp_path / "nope") in str(e.value)
+
+
+def test_mnist_long_tailed_test_split(tmp_path):
+    # 50 test samples, labels j % 10 -> 5 per class in file order; beta = 0.5 keeps
+    # floor(5 * 0.5^c) = 5, 2, 1, 0, ... of class c: the first ones in file order.
+    fake_mnist(tmp_path, "MNIST", n_train=12, n_test=50)
+    d = build_yaml("mnist", root=str(tmp_path), download=False, test_long_tail=0.5)
+    assert torch.bincount(d.y_test, minlength=10).tolist() == [5, 2, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert d.y_test.tolist() == [0, 1, 2, 0, 1, 0, 0, 0]  # file order kept
+    assert len(d.y_train) == 12  # training split untouched
+    with pytest.raises(ConfigError, match="dataset.test_long_tail"):
+        build_yaml("mnist", root=str(tmp_path), download=False, test_long_tail=0.0)
+
+
+def test_cifar10_normalization_constants(tmp_path, cifar_without_md5):
+    fake_cifar(tmp_path)
+    d = build_yaml("cifar10", root=str(tmp_path), download=False, std=[0.2023, 0.1994, 0.2010])
+    px = torch.full((1, 3, 1, 1), 255, dtype=torch.uint8)
+    want = (1 - torch.tensor([0.4914, 0.4822, 0.4465])) / torch.tensor([0.2023, 0.1994, 0.2010])
+    assert torch.allclose(d.prepare(px).flatten(), want)
+    with pytest.raises(ConfigError, match="dataset.std"):
+        build_yaml("cifar10", root=str(tmp_path), download=False, std=[1.0, 2.0])

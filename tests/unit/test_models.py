@@ -14,7 +14,14 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 import byzbench
 from byzbench import ConfigError
 from byzbench.build import instantiate_component
-from byzbench.grads import flat_params, loop_grads, make_grad_fn
+from byzbench.grads import (
+    choose_grad_path,
+    flat_params,
+    has_batch_norm,
+    loop_grads,
+    make_grad_fn,
+    make_grads,
+)
 
 MODEL_DIR = pathlib.Path(byzbench.__file__).parent / "conf" / "model"
 YAMLS = sorted(MODEL_DIR.glob("*.yaml"))
@@ -26,7 +33,12 @@ SHAPES = {
     "lenet": (1, 28, 28),
     "cnn": (3, 16, 16),
     "resnet20": (3, 8, 8),
+    "resnet20_bn": (3, 8, 8),
+    "epfml_cnn": (1, 10, 10),
+    "byzfl_cnn_mnist": (1, 16, 16),
+    "byzfl_fc_mnist": (1, 6, 6),
 }
+BATCH_NORM = {"resnet20_bn"}  # running statistics: loop path only (test_batch_norm_*)
 
 
 def build(path: pathlib.Path, input_shape, num_classes=10) -> nn.Module:
@@ -45,19 +57,22 @@ def test_forward_shape_and_vmap_safe_modules(path):
     model = build(path, shape, num_classes=7)
     out = model(torch.randn(5, *shape))
     assert out.shape == (5, 7)
-    assert list(model.buffers()) == []  # vmap over grad: no running statistics
+    if path.stem not in BATCH_NORM:
+        assert list(model.buffers()) == []  # vmap over grad: no running statistics
+    assert (path.stem in BATCH_NORM) == has_batch_norm(model)
     for m in model.modules():
-        assert not isinstance(m, nn.modules.batchnorm._BatchNorm)
         assert not getattr(m, "inplace", False)
 
 
-@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in YAMLS if p.stem not in BATCH_NORM],
+                         ids=lambda p: p.stem)
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_vmap_grads_equal_loop(path, task):
     shape = SHAPES[path.stem]
     torch.manual_seed(0)
     num_classes = 4 if task == "classification" else 1
-    model = build(path, shape, num_classes=num_classes).double()
+    # eval(): dropout (epfml_cnn) off, so both paths compute the same deterministic function
+    model = build(path, shape, num_classes=num_classes).double().eval()
     theta = flat_params(model)
     n, B = 3, 5
     X = torch.randn(n, B, *shape, dtype=torch.float64)
@@ -130,6 +145,16 @@ def test_bad_activation_is_one_line_config_error():
         # (4608+9216+128) + 2*(2*9216+128) = 51072; stage3 (18432+36864+256) +
         # 2*(2*36864+256) = 203520; fc 650 -> 269722 (same count as with BatchNorm).
         ("resnet20", (3, 32, 32), 269722),
+        # projection shortcuts add conv1x1 16*32 + 32*64 = 2560 and BN affine 2*(32+64) = 192.
+        ("resnet20_bn", (3, 32, 32), 269722 + 2560 + 192),
+        # conv1 1*32*9+32 = 320; conv2 32*64*9+64 = 18496; fc1 9216*128+128 = 1179776;
+        # fc2 128*10+10 = 1290 -> 1199882 (epfml's Net: 9216 = 64 x 12 x 12).
+        ("epfml_cnn", (1, 28, 28), 1199882),
+        # conv1 1*20*25+20 = 520; conv2 20*50*25+50 = 25050; fc1 800*500+500 = 400500;
+        # fc2 500*10+10 = 5010 -> 431080 (ByzFL cnn_mnist).
+        ("byzfl_cnn_mnist", (1, 28, 28), 431080),
+        # 784*100+100 = 78500; 100*10+10 = 1010 -> 79510 (ByzFL fc_mnist).
+        ("byzfl_fc_mnist", (1, 28, 28), 79510),
     ],
 )
 def test_parameter_counts(name, shape, expected):
@@ -137,7 +162,7 @@ def test_parameter_counts(name, shape, expected):
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
-@pytest.mark.parametrize("name", ["lenet", "cnn", "resnet20"])
+@pytest.mark.parametrize("name", ["lenet", "cnn", "resnet20", "epfml_cnn", "byzfl_cnn_mnist"])
 def test_conv_models_reject_flat_inputs_in_one_line(name):
     with pytest.raises(Exception) as e:
         build(MODEL_DIR / f"{name}.yaml", (64,))
@@ -169,3 +194,109 @@ def test_resnet_shortcut_zero_pads_channels():
 def test_digits_image_layout_works_with_cnn():
     model = build(MODEL_DIR / "cnn.yaml", (1, 8, 8))
     assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+
+
+def _module_loop(model: nn.Module, theta, X, Y):
+    """Reference: the published simulators' loop, one shared module in train mode, each
+    worker ``zero_grad -> model(x_i) -> loss.backward()`` in turn."""
+    vector_to_parameters(theta, model.parameters())
+    model.train()
+    gs = []
+    for i in range(X.shape[0]):
+        model.zero_grad()
+        nn.functional.cross_entropy(model(X[i]), Y[i]).backward()
+        gs.append(parameters_to_vector(p.grad for p in model.parameters()).clone())
+    return torch.stack(gs)
+
+
+def test_batch_norm_chosen_path_equals_module_loop():
+    """resnet20_bn: the chosen path (the per-worker loop, on every device) gives each
+    worker's gradient under its own batch statistics, and leaves the same running
+    statistics as the shared-module loop of the published code (updated worker after
+    worker, momentum 0.1)."""
+    import copy
+
+    torch.manual_seed(0)
+    cfg = OmegaConf.to_container(OmegaConf.load(MODEL_DIR / "resnet20_bn.yaml"))
+    cfg["width"] = 4  # same layers (BatchNorm, projection shortcuts), fewer channels
+    model = instantiate_component(cfg, "model", input_shape=(3, 8, 8), num_classes=10).double()
+    ref = copy.deepcopy(model)
+    assert choose_grad_path(model, torch.device("cpu")) == "loop"
+    assert choose_grad_path(model, torch.device("cuda")) == "loop"
+    theta = flat_params(model)
+    n, B = 3, 4
+    X = torch.randn(n, B, 3, 8, 8, dtype=torch.float64) * torch.tensor([1.0, 3.0, 0.5]).view(
+        3, 1, 1, 1, 1).double()  # workers' batches differ in scale: batch statistics differ
+    Y = torch.randint(0, 10, (n, B))
+    G, _ = make_grads(model, "classification", "loop")(theta, X, Y)
+    G_ref = _module_loop(ref, theta, X, Y)
+    assert torch.allclose(G, G_ref, atol=1e-10, rtol=1e-8)
+    bufs = dict(model.named_buffers())
+    for name, b in ref.named_buffers():
+        assert torch.allclose(bufs[name].double(), b.double(), atol=1e-12), name
+    # num_batches_tracked counts one update per worker; the first BN's running mean is
+    # the 0.1-momentum EMA of the three workers' batch means, from 0.
+    bn = model.norm
+    assert int(bn.num_batches_tracked) == n
+    stem = nn.functional.conv2d(X.flatten(0, 1), model.conv.weight.double(), padding=1)
+    means = stem.view(n, B, *stem.shape[1:]).mean(dim=(1, 3, 4))  # [n, C]
+    ema = torch.zeros_like(means[0])
+    for i in range(n):
+        ema = 0.9 * ema + 0.1 * means[i]
+    assert torch.allclose(bn.running_mean.double(), ema, atol=1e-12)
+    # A worker's gradient depends on its own batch only (per-worker statistics).
+    G1, _ = make_grads(copy.deepcopy(ref), "classification", "loop")(theta, X[1:2], Y[1:2])
+    assert torch.allclose(G1[0], G[1], atol=1e-10, rtol=1e-8)
+
+
+def test_batch_norm_refuses_vmap_in_one_line():
+    model = build(MODEL_DIR / "resnet20_bn.yaml", (3, 8, 8))
+    with pytest.raises(ConfigError, match="grad_path='vmap'") as e:
+        choose_grad_path(model, torch.device("cpu"), "vmap")
+    assert "\n" not in str(e.value)
+
+
+def test_batch_norm_eval_uses_running_statistics():
+    """evaluate(): model.eval() (running statistics, no update), then back to train."""
+    from byzbench.data.base import Dataset
+    from byzbench.loop import evaluate
+
+    torch.manual_seed(0)
+    model = build(MODEL_DIR / "resnet20_bn.yaml", (3, 8, 8))
+    with torch.no_grad():
+        model.norm.running_mean.fill_(0.3)
+    before = {k: v.clone() for k, v in model.named_buffers()}
+    x = torch.randn(6, 3, 8, 8)
+    y = torch.randint(0, 10, (6,))
+    data = Dataset(x_train=x, y_train=y, x_test=x, y_test=y, num_classes=10)
+    res = evaluate(model, flat_params(model), data, "test")
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.named_buffers())
+    model.eval()
+    acc = (model(x).argmax(-1) == y).double().mean()
+    assert float(res["accuracy"]) == pytest.approx(float(acc))
+
+
+def test_epfml_cnn_dropout_is_per_worker_and_off_in_eval():
+    torch.manual_seed(0)
+    model = build(MODEL_DIR / "epfml_cnn.yaml", (1, 28, 28))
+    x = torch.randn(2, 1, 28, 28)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    model.train()
+    torch.manual_seed(1)
+    a = model(x)
+    torch.manual_seed(1)
+    assert torch.equal(a, model(x))  # the seeded stream decides the masks
+    assert not torch.equal(a, model(x))
+    # vmap path: each worker draws its own masks (identical batches, different rows).
+    theta = flat_params(model)
+    X = x[:1].expand(2, 1, 1, 28, 28).contiguous()
+    G, _ = make_grad_fn(model, "classification")(theta, X, torch.zeros(2, 1, dtype=torch.long))
+    assert not torch.allclose(G[0], G[1])
+    from byzbench.models.epfml_cnn import build as epfml
+
+    off = epfml((1, 28, 28), 10, dropout=False)
+    off.load_state_dict(model.state_dict())
+    off.train()
+    assert torch.equal(off(x), model.eval()(x))
