@@ -204,3 +204,27 @@ def test_reproduce_md_holds_the_printed_reference_tables():
         assert block.strip() in doc, block.splitlines()[0]
     for path in REPRO:
         assert f"experiment={path.stem}" in doc
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in REF_DIR.glob("*.csv")))
+def test_report_compares_a_repro_run_with_its_reference(name, fake_root, tmp_path):
+    """A reduced repro run on fake files, then ``byzbench-report --reference``: the row
+    of the published table for the run's configuration gets our value and a flag."""
+    from byzbench.report.cli import main as report_main
+
+    path = Path(CONF_DIR) / "experiment" / f"{name}.yaml"
+    first = {k: v[0] for k, v in _grid(path).items()}
+    ov = [f"experiment={name}", f"dataset.root={fake_root}", *TINY,
+          *(f"{k}={v}" for k, v in first.items()), *REDUCED[name]]
+    sweep = tmp_path / "sweep"
+    choices = {k: first[k] for k in ("attack", "agg") if k in first}
+    s = execute(compose_cfg(*ov), sweep / "run0", choices, ov)
+    assert s["status"] == "ok"
+    out = tmp_path / "report"
+    report_main([str(sweep), "--reference", str(REF_DIR / f"{name}.csv"), "--out", str(out),
+                 "--quiet"])
+    table = list(csv.DictReader((out / f"reference_{name}.csv").open()))
+    ran = [r for r in table if r["flag"] not in ("not run",)]
+    assert ran, "no published row matched the run"
+    for r in ran:
+        assert 0.0 <= float(r["ours"]) <= 100.0 and r["flag"] in ("ok", "OUT", "no sd")
