@@ -60,3 +60,18 @@ def test_bad_schedule_param_is_config_error():
     cfg = compose_cfg(*TINY, "schedule=inv_sqrt", "schedule.warmup=0")
     with pytest.raises(ConfigError, match="schedule.warmup"):
         build_experiment(cfg)
+
+
+def test_resume_skips_a_finished_run_of_the_same_config_only(tmp_path):
+    """``finished_summary``: a finished run of the same resolved config is skipped on
+    rerun; another config (or resume=false, or a failed run) is not."""
+    from byzbench.run import finished_summary
+
+    cfg = compose_cfg(*TINY, "plot=false")
+    s = execute(cfg, tmp_path, {})
+    assert s["status"] == "ok"
+    assert finished_summary(tmp_path, cfg)["config_hash"] == s["config_hash"]
+    assert finished_summary(tmp_path, compose_cfg(*TINY, "plot=false", "seed=1")) is None
+    assert finished_summary(tmp_path, compose_cfg(*TINY, "plot=false", "resume=false")) is None
+    (tmp_path / "summary.json").write_text(json.dumps({**s, "status": "failed"}))
+    assert finished_summary(tmp_path, cfg) is None

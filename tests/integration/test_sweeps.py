@@ -34,8 +34,10 @@ def _report(sweep: Path, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd)
 
 
-@pytest.mark.parametrize("launcher", [
-    "joblib", pytest.param("basic", marks=pytest.mark.slow)])
+# Both launchers are slow (the joblib one alone took 60 s of a 5-minute fast suite);
+# resume itself stays in the fast suite (tests/integration/test_run.py).
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "basic"])
 def test_killed_sweep_resumes_isolates_failures_and_reports(tmp_path, launcher):
     """Kill the whole process group (launcher workers included) after the first finished
     run. The rerun skips every finished run (summary.json untouched), reruns the failed
