@@ -231,7 +231,7 @@ def train(exp: Experiment) -> Result:
         ta = time.perf_counter()
         if observe is not None:  # the real aggregation: row k is worker perm[k]
             owners = perm if participation.full else rnd.ids[perm]
-            observe(server_grad=g_server, worker_ids=owners.cpu())
+            observe(server_grad=g_server, worker_ids=host.to_host(owners))
         u = exp.pipeline(V)
         agg_time = time.perf_counter() - ta
         lap("aggregation")

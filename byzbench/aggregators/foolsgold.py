@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
+from byzbench import host, require
 from byzbench.aggregators import _ops, _similarity
 
 
@@ -113,7 +113,7 @@ class FoolsGold:
         self.history = hist
         rows = hist.index_select(0, ids.to(x.device))
         alpha = self.weights(rows)
-        bad = ~finite.cpu().numpy()
+        bad = ~host.to_host(finite).numpy()
         alpha[bad] = 0.0
         if alpha.sum() <= 0:
             alpha = np.where(bad, 0.0, 1.0)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
+from byzbench import host, require
 from byzbench.attacks._ops import empty_rows
 from byzbench.attacks.base import RoundContext, repeat_rows
 
@@ -55,7 +55,7 @@ class AntiCGE:
             return torch.full((ctx.f, honest.shape[1]), float("nan"), dtype=honest.dtype,
                               device=honest.device)
         h = honest.shape[0]
-        norms = torch.linalg.vector_norm(honest.double(), dim=1).cpu().numpy()
+        norms = host.to_host(torch.linalg.vector_norm(honest.double(), dim=1)).numpy()
         norms = np.where(np.isfinite(norms), norms, np.inf)
         order = np.lexsort((np.arange(h), norms))
         maxpos = h - f_decl
