@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The fair seesaw vs finite-norm study (docs/STUDY.md "Protocol") on a many-core machine,
-# within a wall-clock deadline: the no-attack baseline, then the IID grid, then the
-# Dirichlet(0.3) grid, each a Hydra multirun with the joblib launcher. Runs are resumable:
+# within a wall-clock deadline: the no-attack baseline (IID), the IID grid, the no-attack
+# baseline on Dirichlet(0.3), the Dirichlet(0.3) grid, then the period ablation, each a
+# Hydra multirun with the joblib launcher. Runs are resumable:
 # a sweep cut by the deadline is completed by rerunning the same command (finished runs
 # are skipped), and the full grid by `byzbench -m experiment=seesaw_vs_finite_norm
 # hydra/launcher=joblib` (same run directories).
 #
-#   bash scripts/study_sweeps.sh [--jobs N] [--caps 0.5,1,2,4,8] [--deadline SECONDS]
+#   bash scripts/study_sweeps.sh [--jobs N] [--caps 0.5,2,8] [--deadline SECONDS]
 #
 # Seeds are the outermost sweep key, so a cut sweep holds whole seeds first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-JOBS=$(nproc); CAPS=0.5,1,2,4,8; DEADLINE=36000
+JOBS=$(nproc); CAPS=0.5,2,8; DEADLINE=36000
 while [[ $# -gt 0 ]]; do
   case $1 in
     --jobs) JOBS=$2; shift 2 ;;
@@ -23,15 +24,17 @@ done
 END=$(( $(date +%s) + DEADLINE ))
 COMMON=(hydra/launcher=joblib "hydra.launcher.n_jobs=$JOBS" threads=1 progress=false plot=false)
 ATTACKS=finite_norm,seesaw,directional_deviation
-sweep() {  # sweep EXPERIMENT [OVERRIDES...]
+sweep() {  # sweep LOGNAME EXPERIMENT [OVERRIDES...]
   local left=$(( END - $(date +%s) ))
   if (( left < 10 )); then echo "=== $1: skipped (deadline)"; return; fi
   echo "=== $1 (at most ${left}s): $(date -u +%T)"
-  timeout "$left" python3 -m byzbench.run -m "experiment=$1" "${COMMON[@]}" "${@:2}" \
+  timeout "$left" python3 -m byzbench.run -m "experiment=$2" "${COMMON[@]}" "${@:3}" \
     > "outputs/study_$1.log" 2>&1
-  echo "=== $1: exit $? at $(date -u +%T); $(find "outputs/sweeps/$1" -name summary.json 2>/dev/null | wc -l) runs done"
+  echo "=== $1: exit $? at $(date -u +%T); $(find "outputs/sweeps/$2" -name summary.json 2>/dev/null | wc -l) runs done"
 }
 mkdir -p outputs
-sweep seesaw_baseline
-sweep seesaw_vs_finite_norm "attack=$ATTACKS" "attack.cap=$CAPS"
-sweep seesaw_vs_finite_norm_dirichlet "attack=$ATTACKS" "attack.cap=$CAPS"
+sweep seesaw_baseline seesaw_baseline
+sweep seesaw_vs_finite_norm seesaw_vs_finite_norm "attack=$ATTACKS" "attack.cap=$CAPS"
+sweep seesaw_baseline_dirichlet seesaw_baseline partition=dirichlet partition.alpha=0.3
+sweep seesaw_vs_finite_norm_dirichlet seesaw_vs_finite_norm_dirichlet "attack=$ATTACKS" "attack.cap=$CAPS"
+sweep seesaw_ablation seesaw_ablation

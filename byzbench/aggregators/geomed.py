@@ -90,7 +90,7 @@ class GeoMed:
             dist = np.sqrt(np.where(good, sq0, 0.0))
         else:
             dist = np.sqrt(_ops.sqdist_to_combo(g, c))
-        nu = self.nu if self.absolute_nu else self.nu * float(np.median(dist[good]))
+        nu = self.nu if self.absolute_nu else self.nu * _ops.median(dist[good])
         iters = 0
         while iters < self.max_iter:  # iterations on n x n quantities only
             if iters:
@@ -107,7 +107,7 @@ class GeoMed:
             dc = c_new - c
             step = float(np.sqrt(max(dc @ g @ dc, 0.0)))  # ||v_new - v_old||
             c = c_new
-            if step <= self.tol * float(np.median(dist[good])):
+            if step <= self.tol * _ops.median(dist[good]):
                 break
         self.last_iterations = iters
         self.last_stats = {"geomed_iterations": float(iters)}
