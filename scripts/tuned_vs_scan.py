@@ -19,6 +19,7 @@ import math
 import torch
 
 from byzbench.aggregators.base import Pipeline
+from byzbench.attacks._ops import query_candidates
 from byzbench.attacks.alie import ALIE
 from byzbench.attacks.base import RoundContext
 from byzbench.attacks.ipm import IPM
@@ -64,12 +65,10 @@ def compare(rule: str, attack: str, n: int, f: int, d: int, budget: int = 16,
                        "scale": tuned.last_scale, "evals": tuned.last_evals}
     lo, hi = tuned.lo, tuned.hi
 
-    def damage(v: float) -> float:
-        b = cls(**{param: v})(honest, ctx)
-        return float((ctx.query(torch.cat([honest, b])) - mu).norm())
-
     grid = [lo * (hi / lo) ** (k / (dense - 1)) for k in range(dense)]
-    vals = [damage(v) for v in grid]
+    # the dense scan in batched pipeline calls (what the maximizer's stages use)
+    aggs = query_candidates(ctx, honest, lambda v: cls(**{param: v})(honest, ctx), grid)
+    vals = (aggs - mu).norm(dim=1).tolist()
     k = max(range(dense), key=vals.__getitem__)
     row.update(scan_best=vals[k], scan_scale=grid[k])
     for search in searches:

@@ -468,8 +468,9 @@ def sample_columns(d: int, k: int, generator: torch.Generator, device: torch.dev
 
 
 def gather_cols(x: Tensor, idx: Tensor) -> np.ndarray:
-    """Columns ``idx`` (last dimension) of ``x`` as float64 numpy (numpy take on CPU: a small torch op
-    on a busy machine waits ~10 ms for intra-op threads; numpy runs in the caller)."""
+    """Columns ``idx`` (last dimension) of ``x`` as float64 numpy (numpy take on CPU: a
+    small torch op on a busy machine waits ~10 ms for intra-op threads; numpy runs in the
+    caller)."""
     if x.device.type == "cpu":
         return np.take(x.detach().numpy(), idx.numpy(), axis=-1).astype(np.float64)
     return to_np(x.index_select(-1, idx))

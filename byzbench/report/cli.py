@@ -15,6 +15,7 @@ from byzbench.report.loading import ReportError, _sweep_order, load_results, loa
 from byzbench.report.reference import compare, load_reference, reference_figure, reference_markdown
 from byzbench.report.select import select_hparams, selection_markdown
 from byzbench.report.tables import default_metric, final_table, selection_rate, tables, worst_case
+from byzbench.report.versus import versus_markdown, versus_table
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
@@ -22,14 +23,15 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
                  tail: int = 0, reference: str | Path | None = None,
                  select: list[str] | None = None, heatmaps: bool = False,
                  how: str = "final", heat_x: str = "f",
-                 heat_y: list[str] | None = None) -> dict[str, Path]:
+                 heat_y: list[str] | None = None, versus: str | None = None) -> dict[str, Path]:
     """Read ``sweep_dir``, write the store and the tables into ``out_dir`` (default
     ``sweep_dir/report``), print the tables unless ``quiet``; return the written paths.
     ``tail > 0`` adds the final and worst-case tables of ``tail<R>_<metric>``, the mean
     of the metric over the last ``tail`` rounds (``tail_mean``). Optional extras (see
     ``extras``): ``reference`` (ours vs published), ``select`` (worst-case hyperparameter
     selection on the validation split), ``heatmaps`` (f x heterogeneity, worst case over
-    attacks), with ``how`` = final | best (over time) for the last two."""
+    attacks), with ``how`` = final | best (over time) for the last two; ``versus`` (every
+    attack minus that one, paired by seed and attack parameters)."""
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir / "report"
     runs = load_runs(sweep_dir)
@@ -70,7 +72,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
         texts.update({k: v for k, v in tables(runs_t, results, tm, order).items()
                       if k.startswith(("final_", "worst_case_"))})
     texts.update(extras(sweep_dir, out, runs, results, metric, order, paths, reference,
-                        select, heatmaps, how, heat_x, heat_y))
+                        select, heatmaps, how, heat_x, heat_y, versus))
     for stem, text in texts.items():
         (out / f"{stem}.md").write_text(text)
         paths[stem] = out / f"{stem}.md"
@@ -87,7 +89,7 @@ def extras(sweep_dir: Path, out: Path, runs: pd.DataFrame, results: pd.DataFrame
            metric: str, order: dict, paths: dict[str, Path],
            reference: str | Path | None = None, select: list[str] | None = None,
            heatmaps: bool = False, how: str = "final", heat_x: str = "f",
-           heat_y: list[str] | None = None) -> dict[str, str]:
+           heat_y: list[str] | None = None, versus: str | None = None) -> dict[str, str]:
     """The optional tables (markdown text by file stem; CSVs and figures written here,
     figure paths added to ``paths``)."""
     texts: dict[str, str] = {}
@@ -98,6 +100,11 @@ def extras(sweep_dir: Path, out: Path, runs: pd.DataFrame, results: pd.DataFrame
         texts[stem] = reference_markdown(cmp, reference)
         for p in reference_figure(cmp, out / stem):
             paths[p.name] = p
+    if versus is not None:
+        lab = add_labels(runs)
+        vt = versus_table(lab, metric, versus)
+        vt.to_csv(out / f"versus_{versus}_{metric}.csv", index=False)
+        texts[f"versus_{versus}_{metric}"] = versus_markdown(vt, lab, metric, versus, order)
     hruns, fixed = runs, []
     if select:
         val = metric.replace("test_", "val_", 1)
@@ -142,6 +149,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--best", action="store_true",
                    help="--select and --heatmaps use the best value over time of the "
                         "seed-mean curve (ByzFL) instead of the final value")
+    p.add_argument("--versus", default=None, metavar="ATTACK",
+                   help="paired contrast: every other attack minus ATTACK with the same "
+                        "attack parameters (e.g. cap), mean ± sd over seeds, and counts")
     p.add_argument("--quiet", action="store_true", help="do not print the tables")
 
 
@@ -149,12 +159,12 @@ def report_from_args(a: argparse.Namespace) -> dict[str, Path]:
     """``write_report`` with the options of ``add_options``."""
     return write_report(a.sweep_dir, a.out, a.metric, a.quiet, a.tail, a.reference,
                         _keys(a.select), a.heatmaps, "best" if a.best else "final", a.heat_x,
-                        _keys(a.heat_y))
+                        _keys(a.heat_y), a.versus)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console script ``byzbench-report SWEEP_DIR [--out DIR] [--metric NAME] [--tail R]
-    [--reference CSV] [--select KEYS] [--heatmaps] [--best]``."""
+    [--reference CSV] [--select KEYS] [--heatmaps] [--best] [--versus ATTACK]``."""
     p = argparse.ArgumentParser(prog="byzbench-report", description="Tables (and optional "
                                 "comparisons, selections, heatmaps) from a sweep directory.")
     p.add_argument("sweep_dir", type=Path)

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from byzbench import report
+from byzbench.report.loading import ReportError
+from byzbench.report.versus import versus_table
 
 N, F = 20, 4  # f/n = 0.2
 
@@ -215,3 +217,36 @@ def test_tail_mean_over_the_last_rounds(sweep, tmp_path):
     # sgd/mean/none: seeds 0.75 * 0.90 = 0.675 and 0.75 * 0.94 = 0.705 -> 0.690 ± 0.021
     assert "| mean | 0.690 ± 0.021 |" in md
     assert (tmp_path / "rep" / "worst_case_tail3_test_accuracy.md").is_file()
+
+
+def test_versus_pairs_seeds_and_counts(sweep, tmp_path, capsys):
+    runs = report.add_labels(report.load_runs(sweep))
+    vt = versus_table(runs, "test_accuracy", "none").set_index(["group", "rule"])
+    m = vt.loc[("solver=sgd", "mean")]
+    assert m["diff"] == pytest.approx(-0.72) and m["n_pairs"] == 2
+    assert m["sd"] == pytest.approx(math.sqrt(2) * 0.08)  # diffs -0.80, -0.64
+    k = vt.loc[("solver=sgd", "krum")]  # the diverged seed counts with its recorded value
+    assert k["diff"] == pytest.approx(-0.58) and k["n_pairs"] == 2
+    a = vt.loc[("solver=adam", "krum")]  # the failed seed drops out of the pair
+    assert a["diff"] == pytest.approx(-0.20) and a["n_pairs"] == 1 and math.isnan(a["sd"])
+    report.write_report(sweep, tmp_path / "rep", versus="none")
+    text = (tmp_path / "rep" / "versus_none_test_accuracy.md").read_text()
+    assert "| mean | -0.720 ± 0.113 * |" in text
+    assert "| seesaw | 4 | 4 | 4 | 0 |" in text
+    with pytest.raises(ReportError, match="--versus alie"):
+        versus_table(runs, "test_accuracy", "alie")
+
+
+def test_versus_pairs_attack_parameters(tmp_path):
+    root = tmp_path / "caps"
+    i = 0
+    for cap, fn, ss in (("0.5", 0.9, 0.85), ("8", 0.9, 0.5)):
+        for attack, acc in (("finite_norm", fn), ("seesaw", ss)):
+            for seed in (0, 1):
+                write_run(root, str(i), attack=attack, agg="mean", solver="sgd", seed=seed,
+                          acc=acc + 0.01 * seed, overrides=[f"attack.cap={cap}"])
+                i += 1
+    vt = versus_table(report.add_labels(report.load_runs(root)), "test_accuracy", "finite_norm")
+    got = dict(zip(vt["attack"], vt["diff"]))
+    assert got == pytest.approx({"seesaw(cap=0.5)": -0.05, "seesaw(cap=8)": -0.40})
+    assert (vt["n_pairs"] == 2).all() and (vt["sd"].abs() < 1e-12).all()
