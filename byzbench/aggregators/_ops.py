@@ -160,6 +160,8 @@ def _probe_batch(xs: Tensor) -> list[tuple[bool, int]]:
     these small arrays cost more in overhead than in arithmetic); the others drop
     their non-finite rows one by one."""
     k, n, d = xs.shape
+    if n < 2 or d == 0:
+        return [(False, -1)] * k
     kc = min(d, _PROBE_COLS)
     cols = torch.arange(kc, device=xs.device) * d // kc
     s_all = gather_cols(xs, cols)  # [k, n, kc]
