@@ -68,9 +68,16 @@ def add_labels(runs: pd.DataFrame, exclude: Iterable[str] = ()) -> pd.DataFrame:
     runs["attack_label"] = label("attack", ("attack.",))
     runs["rule_label"] = label("agg", ("agg.", "preagg."))
     rest = group_axes(runs, exclude)
-    runs["group"] = runs[rest].astype(str).apply(
-        lambda r: " ".join(f"{c}={v}" for c, v in r.items()), axis=1) if rest else ""
+    # a key absent from some runs (NaN there, e.g. partition.alpha of IID runs) is left
+    # out of their label
+    runs["group"] = runs[rest].apply(
+        lambda r: " ".join(f"{c}={v}" for c, v in r.items() if not _absent(v)),
+        axis=1) if rest else ""
     return runs
+
+
+def _absent(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or str(v) == "nan"
 
 
 def group_axes(runs: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]:

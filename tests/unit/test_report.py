@@ -250,3 +250,12 @@ def test_versus_pairs_attack_parameters(tmp_path):
     got = dict(zip(vt["attack"], vt["diff"]))
     assert got == pytest.approx({"seesaw(cap=0.5)": -0.05, "seesaw(cap=8)": -0.40})
     assert (vt["n_pairs"] == 2).all() and (vt["sd"].abs() < 1e-12).all()
+
+
+def test_group_label_leaves_out_keys_a_run_does_not_have(tmp_path):
+    root = tmp_path / "base"
+    write_run(root, "0", attack="none", agg="mean", solver="sgd", seed=0, acc=0.9)
+    write_run(root, "1", attack="none", agg="mean", solver="sgd", seed=0, acc=0.8,
+              overrides=["partition.alpha=0.3"])
+    runs = report.add_labels(report.load_runs(root))
+    assert sorted(runs.group) == ["", "partition.alpha=0.3"]  # not "partition.alpha=nan"
