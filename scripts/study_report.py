@@ -22,9 +22,9 @@ SWEEPS = "outputs/sweeps"
 STUDIES = (  # (title, sweep dir below SWEEPS, --versus, tables shown)
     ("No attack (baseline; IID and Dirichlet 0.3)", "seesaw_baseline/digits", None,
      ("final",)),
-    ("IID: final test accuracy", "seesaw_vs_finite_norm/digits", "finite_norm",
+    ("IID grid (caps 0.5, 2, 8)", "seesaw_vs_finite_norm/digits", "finite_norm",
      ("final", "versus", "worst", "selection")),
-    ("Dirichlet(0.3): final test accuracy", "seesaw_vs_finite_norm_dirichlet/digits",
+    ("Dirichlet(0.3) grid (caps 0.5, 2, 8)", "seesaw_vs_finite_norm_dirichlet/digits",
      "finite_norm", ("final", "versus", "worst")),
     ("Period ablation at cap 2 (IID)", "seesaw_ablation/digits", None, ("final",)),
 )
@@ -70,13 +70,13 @@ def summary_block(texts: dict[str, dict[str, str]]) -> str:
     for title, _, versus, _ in STUDIES[1:3]:
         sweep = next(s for t, s, _, _ in STUDIES if t == title)
         if title not in texts:
-            parts.append(f"**{title.split(':')[0]}**: not run yet.\n")
+            parts.append(f"**{title.split(' grid')[0]}**: not run yet.\n")
             continue
         counts = texts[title]["versus"].split("## Count over all groups, rules and parameters")[1]
         worst = texts[title]["worst"].split("\n", 2)[2]
-        parts.append(f"**{title.split(':')[0]}** (`{_command(sweep, versus)}`): paired "
+        parts.append(f"**{title.split(' grid')[0]}** (`{_command(sweep, versus)}`): paired "
                      "contrast with finite_norm at the same cap, over rules x solvers x "
-                     f"caps (clearly = beyond 2 standard errors and 1 point):\n{counts}")
+                     f"caps (clearly = beyond 2 standard errors and 1 point):\n\n{counts.strip()}\n")
         parts.append("Worst case over attacks and caps (mean ± sd over seeds):\n\n" + worst)
     return "\n".join(parts)
 
