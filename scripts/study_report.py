@@ -76,7 +76,8 @@ def summary_block(texts: dict[str, dict[str, str]]) -> str:
         worst = texts[title]["worst"].split("\n", 2)[2]
         parts.append(f"**{title.split(' grid')[0]}** (`{_command(sweep, versus)}`): paired "
                      "contrast with finite_norm at the same cap, over rules x solvers x "
-                     f"caps (clearly = beyond 2 standard errors and 1 point):\n\n{counts.strip()}\n")
+                     "caps (clearly = beyond 2 standard errors and 1 point):\n\n"
+                     f"{counts.strip()}\n")
         parts.append("Worst case over attacks and caps (mean ± sd over seeds):\n\n" + worst)
     return "\n".join(parts)
 
