@@ -67,8 +67,7 @@ def study_block(root: Path) -> tuple[str, dict[str, dict[str, str]]]:
 def summary_block(texts: dict[str, dict[str, str]]) -> str:
     """README's block: the paired-contrast counts and the worst cases of both grids."""
     parts = []
-    for title, _, versus, _ in STUDIES[1:3]:
-        sweep = next(s for t, s, _, _ in STUDIES if t == title)
+    for title, sweep, versus, _ in STUDIES[1:3]:
         if title not in texts:
             parts.append(f"**{title.split(' grid')[0]}**: not run yet.\n")
             continue

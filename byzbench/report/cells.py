@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from byzbench.report.loading import ReportError
-from byzbench.report.tables import higher_is_better
+from byzbench.report.tables import final_values, higher_is_better
 
 HOW = ("final", "best")
 
@@ -30,11 +30,8 @@ def cell_values(runs: pd.DataFrame, results: pd.DataFrame, keys: list[str], metr
     done = runs[runs["status"] != "failed"]
     cols = keys + ["value", "n_seeds"]
     if how == "final":
-        col = f"final_{metric}"
-        v = done[col] if col in done else pd.Series(np.nan, index=done.index)
-        if not higher_is_better(metric):
-            v = v.where(~(v.isna() & (done["status"] == "diverged")), np.inf)
-        g = done.assign(value=v.astype(float)).groupby(keys, sort=False, dropna=False)
+        g = done.assign(value=final_values(done, metric)).groupby(keys, sort=False,
+                                                                  dropna=False)
         out = g["value"].mean().reset_index()
         out["n_seeds"] = g.size().to_numpy()
         return out[cols]

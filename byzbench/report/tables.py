@@ -24,6 +24,16 @@ def default_metric(runs: pd.DataFrame) -> str:
     return "test_loss"
 
 
+def final_values(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """Each run's final ``metric`` (``final_<metric>``, NaN where absent) as floats; for a
+    loss, a diverged run's missing (non-finite) value counts as +inf, the worst."""
+    col = f"final_{metric}"
+    vals = runs[col].astype(float) if col in runs else pd.Series(np.nan, index=runs.index)
+    if not higher_is_better(metric):
+        vals = vals.where(~(vals.isna() & (runs["status"] == "diverged")), np.inf)
+    return vals
+
+
 def final_table(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
     """Final ``metric`` over seeds per (group, rule, attack): ``mean``, ``sd`` (sample,
     ddof=1; NaN for one seed), ``n_seeds`` (finished runs), ``n_failed``, ``n_diverged``.
@@ -31,11 +41,7 @@ def final_table(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFra
     Runs that diverged count with their recorded final value; a non-finite loss counts
     as +inf (the worst), so a diverged seed shows in the mean rather than vanishing."""
     runs = runs if "attack_label" in runs else add_labels(runs)
-    col = f"final_{metric}"
-    vals = runs[col] if col in runs else pd.Series(np.nan, index=runs.index)
-    if not higher_is_better(metric):
-        vals = vals.where(~(vals.isna() & (runs["status"] == "diverged")), np.inf)
-    df = runs.assign(_v=vals)
+    df = runs.assign(_v=final_values(runs, metric))
     out = []
     for (g, rule, att), d in df.groupby(["group", "rule_label", "attack_label"], sort=False):
         done = d[d["status"] != "failed"]["_v"].to_numpy(dtype=float)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from byzbench.report.labels import _label_order, add_labels, group_order
 from byzbench.report.loading import ReportError
-from byzbench.report.tables import _fmt, _pivot, higher_is_better, markdown
+from byzbench.report.tables import _fmt, _pivot, final_values, higher_is_better, markdown
 
 # A difference counts as clear when |mean| > 2 standard errors (sd / sqrt(seeds)) and
 # more than this many metric units (1 point of accuracy).
@@ -20,37 +20,34 @@ CLEAR_MIN = 0.01
 
 
 def versus_table(runs: pd.DataFrame, metric: str, against: str) -> pd.DataFrame:
-    """Rows ``group, rule, attack, params, diff, sd, n_pairs``: ``diff`` the mean over
-    seeds of ``final(attack) - final(against)`` paired by seed and by the attack's swept
-    parameters (``params``, the label without the attack's name), ``sd`` its sample sd
-    (ddof = 1). Failed runs are left out; a diverged run counts with its recorded final
-    value (a non-finite loss as +inf)."""
+    """Rows ``group, rule, attack, name, params, diff, sd, n_pairs`` (``attack`` the
+    label, ``name`` the option): ``diff`` the mean over seeds of ``final(attack) -
+    final(against)`` paired by seed and by the attack's swept parameters (``params``,
+    the label without the attack's name), ``sd`` its sample sd (ddof = 1). Failed runs
+    are left out; a diverged run counts with its recorded final value (a non-finite
+    loss as +inf: ``tables.final_values``)."""
     runs = runs if "attack_label" in runs else add_labels(runs)
     if against not in set(runs["attack"].astype(str)):
         raise ReportError(f"--versus {against}: no run of that attack in the sweep "
                           f"(attacks: {', '.join(sorted(set(runs['attack'].astype(str))))})")
-    col = f"final_{metric}"
     d = runs[runs["status"] != "failed"].copy()
-    v = d[col].astype(float) if col in d else pd.Series(np.nan, index=d.index)
-    if not higher_is_better(metric):
-        v = v.where(~(v.isna() & (d["status"] == "diverged")), np.inf)
-    d["_v"] = v
+    d["_v"] = final_values(d, metric)
     d["_params"] = [lab[len(str(a)):] for lab, a in zip(d["attack_label"], d["attack"])]
     keys = ["group", "rule_label", "_params", "seed"]
     base = d[d["attack"].astype(str) == against][keys + ["_v"]].rename(columns={"_v": "_b"})
     m = d[d["attack"].astype(str) != against].merge(base, on=keys)
     m["_diff"] = m["_v"] - m["_b"]
     out = []
-    for (g, rule, att, params), x in m.groupby(["group", "rule_label", "attack_label",
-                                                "_params"], sort=False):
+    for (g, rule, att, params, name), x in m.groupby(["group", "rule_label", "attack_label",
+                                                      "_params", "attack"], sort=False):
         diffs = x["_diff"].to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
             mean = float(np.mean(diffs)) if len(diffs) else np.nan
             sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else np.nan
-        out.append({"group": g, "rule": rule, "attack": att, "params": params,
-                    "diff": mean, "sd": sd, "n_pairs": len(diffs)})
-    return pd.DataFrame(out, columns=["group", "rule", "attack", "params", "diff", "sd",
-                                      "n_pairs"])
+        out.append({"group": g, "rule": rule, "attack": att, "name": str(name),
+                    "params": params, "diff": mean, "sd": sd, "n_pairs": len(diffs)})
+    return pd.DataFrame(out, columns=["group", "rule", "attack", "name", "params", "diff",
+                                      "sd", "n_pairs"])
 
 
 def clear(diff: float, sd: float, n: int) -> bool:
@@ -90,9 +87,8 @@ def versus_markdown(vt: pd.DataFrame, runs: pd.DataFrame, metric: str, against: 
         parts.append(markdown(t, "rule") + "\n")
     lines = [f"| attack | cells | more damage than {against} | clearly more | clearly less |",
              "|---|---|---|---|---|"]
-    for a in dict.fromkeys(vt["attack"].str.replace(r"\(.*\)$", "", regex=True)):
-        d = vt[vt["attack"].str.replace(r"\(.*\)$", "", regex=True) == a]
-        sign = -1.0 if higher else 1.0
+    sign = -1.0 if higher else 1.0
+    for a, d in vt.groupby("name", sort=False):
         more = int((sign * d["diff"] > 0).sum())
         cl = [clear(m, s, k) for m, s, k in zip(d["diff"], d["sd"], d["n_pairs"])]
         clearly_more = int(sum(c and sign * m > 0 for c, m in zip(cl, d["diff"])))
