@@ -160,35 +160,29 @@ def _probe_batch(xs: Tensor) -> list[tuple[bool, int]]:
     these small arrays cost more in overhead than in arithmetic); the others drop
     their non-finite rows one by one."""
     k, n, d = xs.shape
+    out: list[tuple[bool, int]] = [(False, -1)] * k
     if n < 2 or d == 0:
-        return [(False, -1)] * k
+        return out
     kc = min(d, _PROBE_COLS)
     cols = torch.arange(kc, device=xs.device) * d // kc
     s_all = gather_cols(xs, cols)  # [k, n, kc]
     finite = np.isfinite(s_all).all(axis=2)  # [k, n]
     u = _unit_roundoff(xs)
-    out: list[tuple[bool, int]] = []
-    for i in range(k):
+    full = [i for i in range(k) if finite[i].all()]
+    for i in set(range(k)) - set(full):
         fin = np.flatnonzero(finite[i])
-        if len(fin) < n:
-            out.append((False, -1) if len(fin) < 2 else _probe_rows(s_all[i, fin], fin, u))
-        else:
-            out.append(None)  # type: ignore[arg-type]
-    full = [i for i in range(k) if out[i] is None]
+        if len(fin) >= 2:
+            out[i] = _probe_rows(s_all[i, fin][None], fin, u)[0]
     if full:
         s = s_all if len(full) == k else s_all[full]
-        res = _probe_rows(s, np.arange(n), u)
-        for j, i in enumerate(full):
-            out[i] = res[j] if isinstance(res, list) else res
+        for i, res in zip(full, _probe_rows(s, np.arange(n), u)):
+            out[i] = res
     return out
 
 
-def _probe_rows(s: np.ndarray, rows: np.ndarray, u: float):
-    """The probe on finite float64 samples ``s [m, c]`` or ``[k, m, c]`` (``rows``: their
-    row indices): ``(center, ref)``, or a list of them for a batch."""
-    batch = s.ndim == 3
-    if not batch:
-        s = s[None]
+def _probe_rows(s: np.ndarray, rows: np.ndarray, u: float) -> list[tuple[bool, int]]:
+    """The probe on finite float64 samples ``s [k, m, c]`` (``rows``: the m rows'
+    indices): ``(center, ref)`` of each of the k problems."""
     c = s - _middle(np.sort(s, axis=1).swapaxes(1, 2))[..., None, :]
     g = c @ c.swapaxes(1, 2)
     sq = np.diagonal(g, axis1=1, axis2=2)
@@ -200,9 +194,8 @@ def _probe_rows(s: np.ndarray, rows: np.ndarray, u: float):
     with np.errstate(over="ignore", invalid="ignore"):
         scale = _middle(np.sort(off[..., 0], axis=1))
         norm2 = _middle(np.sort((s * s).sum(axis=2), axis=1))
-    res = [(bool(not (norm2[j] * u <= 2.0**-24 * scale[j])), int(refs[j]))
-           for j in range(len(refs))]
-    return res if batch else res[0]
+    return [(bool(not (norm2[j] * u <= 2.0**-24 * scale[j])), int(refs[j]))
+            for j in range(len(refs))]
 
 
 def _sorted_off_diagonal(d2: np.ndarray) -> np.ndarray:
