@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from byzbench.report.tables import replace_between
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "byzbench" / "conf"
 GROUPS = [("attack", "Attacks"), ("agg", "Aggregation rules"), ("preagg", "Pre-aggregators"),
@@ -34,7 +36,7 @@ def header(path: Path) -> str:
 
 
 def tables() -> str:
-    out = [START, "## Components", "",
+    out = ["## Components", "",
            "Every option is one YAML in `byzbench/conf/<group>/` and one module; the option "
            "name is the label in every table and plot. `byzbench <group>=<option>` selects it, "
            "`<group>.<param>=value` overrides a parameter.", ""]
@@ -45,7 +47,6 @@ def tables() -> str:
         out += [f"### {title} (`{group}=`)", "", "| option | what |", "|---|---|"]
         out += [f"| `{f.stem}` | {header(f)} |" for f in files]
         out.append("")
-    out.append(END)
     return "\n".join(out)
 
 
@@ -55,8 +56,7 @@ def main() -> int:
     a = ap.parse_args()
     readme = ROOT / "README.md"
     text = readme.read_text()
-    i, j = text.index(START), text.index(END) + len(END)
-    new = text[:i] + tables() + text[j:]
+    new = replace_between(text, START, END, tables())
     if a.check:
         if new != text:
             print("README.md component tables are stale: run python scripts/component_tables.py")

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from byzbench.report import write_report
+from byzbench.report.tables import replace_between
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = "outputs/sweeps"
@@ -83,13 +84,11 @@ def summary_block(texts: dict[str, dict[str, str]]) -> str:
 
 def replace_block(path: Path, name: str, block: str) -> None:
     """Rewrite the text between ``<!-- name:begin -->`` and ``<!-- name:end -->``."""
-    text = path.read_text()
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if begin not in text or end not in text:
-        raise SystemExit(f"study_report.py: {path} lacks the {begin} / {end} markers")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{begin}\n{block.strip()}\n{end}{tail}")
+    try:
+        path.write_text(replace_between(path.read_text(), begin, end, block.strip()))
+    except ValueError:
+        raise SystemExit(f"study_report.py: {path} lacks the {begin} / {end} markers") from None
 
 
 def main() -> None:

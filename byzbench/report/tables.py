@@ -112,6 +112,17 @@ def markdown(df: pd.DataFrame, index_name: str = "") -> str:
     return "\n".join(lines)
 
 
+def replace_between(text: str, begin: str, end: str, block: str) -> str:
+    """``text`` with what lies between the markers ``begin`` and ``end`` replaced by
+    ``block`` (one newline after ``begin`` and before ``end``): how scripts regenerate
+    the tables in README.md and docs. ``ValueError`` names a missing marker."""
+    for m in (begin, end):
+        if m not in text:
+            raise ValueError(f"marker {m} not found")
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n{block}\n{end}{rest.split(end, 1)[1]}"
+
+
 def _pivot(df: pd.DataFrame, rows: str, cols: str, cell: pd.Series,
            row_order: list, col_order: list) -> pd.DataFrame:
     t = df.assign(_cell=cell).pivot(index=rows, columns=cols, values="_cell")
