@@ -15,7 +15,8 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from byzbench import ConfigError, require
-from byzbench.aggregators.base import Pipeline
+from byzbench.aggregators.base import Pipeline, as_stage
+from byzbench.attacks.base import Attack, as_attack
 from byzbench.config import ClusterSpec, cluster_spec, validate_top
 
 ALLOWED_TARGETS = ("byzbench.", "torch.optim.")
@@ -120,24 +121,32 @@ def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
     rows = n
     items = _plain(preagg_cfg or {})
     for key, node in items.items():
-        p = instantiate_component(node, f"preagg.{key}", n=rows, f=f, generator=generator)
-        rows = int(getattr(p, "n_out", rows))
+        p = as_stage(instantiate_component(node, f"preagg.{key}", n=rows, f=f,
+                                           generator=generator), "preagg", rows)
+        rows = int(p.n_out)
         preaggs.append(p)
-    rule = instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator)
-    require(not (getattr(rule, "needs_honest_row", False) and rows != n), "agg.pivot", "honest",
-            "a row of the workers' order: not after a pre-aggregator that changes the row count")
+    rule = as_stage(instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator),
+                    "rule")
+    # Row identities (an honest row, each row's owner) survive only row-preserving
+    # pre-aggregators.
+    per_row = sorted(rule.needs & {"honest_row", "worker_ids"})
+    require(not (per_row and rows != n), "agg", type(rule).__name__,
+            f"a rule that needs {per_row[0] if per_row else ''} (a row of the workers' "
+            "order): not after a pre-aggregator that changes the row count")
     return Pipeline(preaggs, rule)
 
 
-def hold_out_root(agg_cfg: Any, data: Any,
+def hold_out_root(pipeline: Pipeline, data: Any,
                   generator: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``(root, pool)``: the server's root-data indices and the remaining training
-    indices the workers share, when the rule's config has ``server_data``; else
-    ``(None, None)``."""
-    node = _plain(agg_cfg).get("server_data")
+    indices the workers share, when the rule declares ``server_data``; else
+    ``(None, None)``. A rule that needs the server's row must declare its data."""
+    node = pipeline.rule.server_data
+    require(node is not None or "server_grad" not in pipeline.needs, "agg.server_data", None,
+            "this rule needs the server's root data {size, draw}")
     if node is None:
         return None, None
-    from byzbench.aggregators.fltrust import check_server_data, draw_root
+    from byzbench.data.root import check_server_data, draw_root
 
     root = draw_root(data.y_train, check_server_data(node), data.num_classes, generator)
     keep = torch.ones(len(data.y_train), dtype=torch.bool)
@@ -145,7 +154,7 @@ def hold_out_root(agg_cfg: Any, data: Any,
     return root, torch.nonzero(keep).flatten()
 
 
-def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Any:
+def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Attack:
     """The attack, optionally wrapped in the generic per-round scale tuner. The key
     ``server_randomness`` (any attack) sets what its pipeline queries may see."""
     node = _plain(attack_cfg)
@@ -153,8 +162,9 @@ def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Any:
     server_randomness = node.pop("server_randomness", False)
     require(isinstance(server_randomness, bool), "attack.server_randomness",
             server_randomness, "true or false")
-    attack = instantiate_component(node, "attack", n=spec.n, f=spec.f,
-                                   f_declared=spec.f_declared, num_classes=num_classes)
+    attack = as_attack(instantiate_component(node, "attack", n=spec.n, f=spec.f,
+                                             f_declared=spec.f_declared,
+                                             num_classes=num_classes))
     if tune:
         extra = tune if isinstance(tune, dict) else {}
         attack = instantiate_component(
@@ -215,7 +225,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     from byzbench.cluster import BatchSampler, Participation, label_skew, worker_shards
     from byzbench.data._common import hold_out_validation
     from byzbench.grads import choose_grad_path, flat_params
-    from byzbench.loop import Experiment
+    from byzbench.loop import Experiment, WorkerMomentum
     from byzbench.optimum import full_batch_optimum, is_linear_model
 
     spec = check_top(cfg)
@@ -226,8 +236,9 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     data = instantiate_component(dnode, "dataset", generator=make_generator(seed, "dataset"))
     data = hold_out_validation(data, val_frac, make_generator(seed, "val"))
     partition = instantiate_component(cfg.partition, "partition")
-    # Rules with server-side root data (FLTrust): carve it out before partitioning.
-    root, pool = hold_out_root(cfg.agg, data, make_generator(seed, "server"))
+    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device))
+    # A rule with server-side root data (FLTrust): carve it out before partitioning.
+    root, pool = hold_out_root(pipeline, data, make_generator(seed, "server"))
     labels = data.y_train if pool is None else data.y_train[pool]
     byz_data = str(cfg.cluster.byz_data)
     shards = worker_shards(partition, labels, spec.n, spec.f, byz_data,
@@ -265,14 +276,10 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     workers = instantiate_component(algo_cfg, "algorithm", model=model, task=data.task,
                                     grad_path=info["grad_path"])
     attack = build_attack(cfg.attack, spec, data.num_classes)
-    if byz_data == "none" and spec.f > 0 and (getattr(attack, "local", False)
-                                              or hasattr(attack, "transform_labels")):
+    if byz_data == "none" and spec.f > 0 and attack.computes:
         raise ConfigError(
             "cluster.byz_data='none' is invalid for this attack: its Byzantine workers "
             "compute gradients on their own data (local threat model); use shard or iid")
-    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device))
-    require(root is not None or getattr(pipeline.rule, "server_data", None) is None,
-            "agg.server_data", None, "this rule needs the server's root data {size, draw}")
     optimizer, scheduler = build_solver(cfg.solver, cfg.schedule, theta)
     exp = Experiment(
         data=data, model=model, theta=theta, spec=spec,
@@ -283,12 +290,14 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         attack_gen=make_generator(seed, "attack", device),
         query_gen=make_generator(seed, "query"),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
-        worker_momentum=float(cfg.worker_momentum),
-        worker_momentum_style=str(cfg.worker_momentum_style), f_star=f_star,
-        progress=bool(cfg.progress), workers=workers,
+        f_star=f_star, progress=bool(cfg.progress), workers=workers,
         participation=Participation(spec.n, spec.f, spec.per_round, spec.f_fixed_round,
                                     spec.byz_per_round, make_generator(seed, "participation"),
                                     device),
+        # Under partial participation one buffer per client (all n, then the server's).
+        momentum=WorkerMomentum(float(cfg.worker_momentum), str(cfg.worker_momentum_style),
+                                clients=spec.n + (root is not None),
+                                per_client=spec.per_round < spec.n),
     )
     # Dropout draws from torch's global generator (F.dropout takes none): seed it.
     torch.manual_seed(stream_seed(seed, "dropout"))

@@ -7,9 +7,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class Bulyan:
+class Bulyan(Rule):
     r"""Bulyan: iterated Krum selects :math:`\theta = n - 2f` rows, then per coordinate
     the :math:`\beta = \theta - 2f` selected values closest to their median are
     averaged:

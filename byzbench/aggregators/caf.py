@@ -8,9 +8,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class CAF:
+class CAF(Rule):
     r"""Covariance-bound agnostic filter: iteratively down-weight the rows that deviate
     most along the top eigenvector of the weighted covariance, and return the weighted
     mean with the smallest top eigenvalue seen.

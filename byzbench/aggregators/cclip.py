@@ -8,9 +8,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class CClip:
+class CClip(Rule):
     r"""Centered clipping around a stateful center :math:`v_0` (the previous output):
 
     .. math:: v_{l+1} = v_l + \frac{1}{n} \sum_{i=1}^n (x_i - v_l)
@@ -48,6 +49,9 @@ class CClip:
     Reference: S. P. Karimireddy, L. He, M. Jaggi, "Learning from History for
     Byzantine Robust Optimization", ICML 2021.
     """
+
+    state_keys = ("center",)
+
 
     def __init__(self, n: int = 0, f: int = 0, tau: float | str = "auto", iterations: int = 1):
         require(f >= 0, "agg.f", f, "f >= 0")

@@ -7,11 +7,12 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops, _similarity
+from byzbench.stages import Rule
 
 REDUCES = ("mean", "sum")
 
 
-class CGE:
+class CGE(Rule):
     r"""CGE: keep the ``n - f`` rows of smallest Euclidean norm and average them:
 
     .. math:: u = \frac{1}{n - f} \sum_{k=1}^{n - f} x_{(k)}, \qquad

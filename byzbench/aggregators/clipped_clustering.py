@@ -10,12 +10,13 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops, _similarity
+from byzbench.stages import Rule
 
 LINKAGES = ("average", "single")
 AGGS = ("mean", "median")
 
 
-class ClippedClustering:
+class ClippedClustering(Rule):
     r"""Clipped clustering: clip, split in two by cosine distance, average the larger
     part.
 
@@ -54,6 +55,9 @@ class ClippedClustering:
     (doi:10.36227/techrxiv.19560325); code: lishenghui/blades
     ``aggregators/clippedclustering.py``.
     """
+
+    state_keys = ("norm_history",)
+
 
     def __init__(self, n: int = 1, f: int = 0, linkage: str = "average",
                  max_tau: float | None = None, agg: str = "mean"):

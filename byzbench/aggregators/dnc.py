@@ -8,9 +8,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class DnC:
+class DnC(Rule):
     r"""Divide-and-conquer: repeatedly score rows by their squared projection on the
     top singular direction of the centered, coordinate-subsampled inputs, keep the
     ``n - c f`` lowest-scoring rows, intersect the kept sets and average them.
@@ -49,6 +50,9 @@ class DnC:
     Model Poisoning Attacks and Defenses for Federated Learning", NDSS 2021
     (Algorithm 2). Defaults b = 10000, niters = 5, c = 1.
     """
+
+    generator_keys = ("generator",)
+
 
     def __init__(self, n: int, f: int, niters: int = 5, c: float = 1.0, b: int = 10000,
                  on_empty: str = "first", generator: torch.Generator | None = None):

@@ -10,9 +10,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops, _similarity
+from byzbench.stages import Rule
 
 
-class FLAME:
+class FLAME(Rule):
     r"""FLAME: cosine-distance HDBSCAN filter, clipping to the median norm, optional
     Gaussian noise.
 
@@ -45,6 +46,9 @@ class FLAME:
     S. Marchal, M. Miettinen, A. Mirhoseini, S. Zeitouni, F. Koushanfar, A.-R. Sadeghi,
     T. Schneider, "FLAME: Taming Backdoors in Federated Learning", USENIX Security 2022.
     """
+
+    generator_keys = ("generator",)
+
 
     def __init__(self, n: int = 1, f: int = 0, noise: float = 0.0,
                  generator: torch.Generator | None = None):

@@ -8,9 +8,10 @@ from torch import Tensor
 
 from byzbench import host, require
 from byzbench.aggregators import _ops, _similarity
+from byzbench.stages import Rule, SideInputs
 
 
-class FoolsGold:
+class FoolsGold(Rule):
     r"""FoolsGold: down-weight workers whose *accumulated* updates are too similar to
     each other (sybils pushing one direction). Stateful across rounds.
 
@@ -54,6 +55,10 @@ class FoolsGold:
     Learning in Sybil Settings", RAID 2020 (arXiv:1808.04866).
     """
 
+    state_keys = ("history",)
+    needs = frozenset({"worker_ids"})
+
+
     def __init__(self, n: int = 1, f: int = 0, kappa: float = 1.0, normalize: bool = True):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(kappa > 0, "agg.kappa", kappa, "> 0")
@@ -62,9 +67,10 @@ class FoolsGold:
         self.worker_ids: Tensor | None = None
         self.last_weights: Tensor | None = None
 
-    def observe(self, worker_ids: Tensor | None = None, **_: object) -> None:
-        """Which worker each row of the next call comes from (set by the loop)."""
-        self.worker_ids = worker_ids
+    def observe(self, side: SideInputs) -> None:
+        """Which worker each row of the next call comes from (set by the loop; None
+        for an attacker's queries)."""
+        self.worker_ids = side.worker_ids
 
     def weights(self, h: Tensor) -> np.ndarray:
         """FoolsGold weights ``[n]`` from the histories ``h [n, d]`` (steps 1-3)."""

@@ -11,12 +11,13 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops, _similarity
+from byzbench.stages import Rule
 
 SPLITS = ("contiguous", "random")
 _AGG_CONF = Path(__file__).resolve().parents[1] / "conf" / "agg"
 
 
-class GAS:
+class GAS(Rule):
     r"""GAS: split the coordinates into ``p`` groups, run a base robust rule on every
     group, score each row by its distance to the group aggregates, average the
     ``n - f`` best rows:
@@ -50,6 +51,10 @@ class GAS:
     Reference: Y. Liu, C. Gao, Z. Yang (et al.), "Byzantine-robust Learning on
     Heterogeneous Data via Gradient Splitting", ICML 2023.
     """
+
+    state_keys = ("_perm",)  # the column permutation, drawn once from the generator
+    generator_keys = ("generator",)
+
 
     def __init__(self, n: int, f: int, p: int = 10, base: Any = "krum",
                  split: str = "contiguous", generator: torch.Generator | None = None):

@@ -8,11 +8,12 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 INITS = ("mean", "zero")
 
 
-class GeoMed:
+class GeoMed(Rule):
     r"""Approximate geometric median :math:`\arg\min_v \sum_i \alpha_i \|v - x_i\|`
     (uniform :math:`\alpha_i = 1/n`) by the smoothed Weiszfeld iteration of RFA:
 

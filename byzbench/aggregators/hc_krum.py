@@ -7,11 +7,12 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 LINKAGES = ("average", "complete", "single", "ward")
 
 
-class HCKrum:
+class HCKrum(Rule):
     r"""Hierarchical-clustering Krum: agglomerative clustering of the rows (Euclidean,
     average linkage by default), each cluster represented by its mean, then Krum over
     the representatives.

@@ -7,9 +7,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class Krum:
+class Krum(Rule):
     r"""Krum: the row with the smallest sum of squared distances to its ``n - f - 2``
     nearest other rows:
 

@@ -7,9 +7,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class MDA:
+class MDA(Rule):
     r"""Minimum-diameter averaging: the mean of the ``n - f`` rows whose diameter is
     smallest:
 

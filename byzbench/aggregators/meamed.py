@@ -6,9 +6,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class MeaMed:
+class MeaMed(Rule):
     r"""Mean around the median: per coordinate, the average of the ``n - f`` values
     closest to the coordinate-wise median:
 

@@ -6,9 +6,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class Median:
+class Median(Rule):
     r"""Coordinate-wise median: :math:`u_k = \mathrm{median}(x_{1k}, \dots, x_{nk})`.
 
     For even ``n`` the median is the mean of the two middle values (the usual

@@ -8,11 +8,12 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule, SideInputs
 
 PIVOTS = ("previous", "honest")
 
 
-class MoNNA:
+class MoNNA(Rule):
     r"""Nearest-neighbour averaging around a pivot: the mean of the ``n - f`` rows
     closest to the pivot :math:`p` (a pivot row itself included, at distance 0):
 
@@ -54,6 +55,9 @@ class MoNNA:
     ICML 2023.
     """
 
+    state_keys = ("previous",)
+
+
     def __init__(self, n: int, f: int, pivot: int | str = "previous"):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(f < n, "agg.f", f, f"monna needs f < n (n={n})")
@@ -63,12 +67,13 @@ class MoNNA:
         self.n, self.f, self.pivot = n, f, pivot
         self.previous: Tensor | None = None
         self.honest_row: int | None = None
+        # The oracle pivot is a side input the round fills (knowledge a real server lacks).
+        self.needs = frozenset({"honest_row"}) if pivot == "honest" else frozenset()
         self.last_weights: Tensor | None = None
 
-    @property
-    def needs_honest_row(self) -> bool:
-        """Whether the run must name an honest row before each call."""
-        return self.pivot == "honest"
+    def observe(self, side: SideInputs) -> None:
+        """The honest row the run names (``pivot: honest`` only)."""
+        self.honest_row = side.honest_row
 
     @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:

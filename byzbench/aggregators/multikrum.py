@@ -7,9 +7,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class MultiKrum:
+class MultiKrum(Rule):
     r"""Multi-Krum: the average of the ``m`` rows with the best Krum scores.
 
     .. math:: s(i) = \sum_{j \in N_i} \|x_i - x_j\|^2, \qquad

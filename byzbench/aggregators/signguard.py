@@ -8,9 +8,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class SignGuard:
+class SignGuard(Rule):
     r"""SignGuard: norm filter, sign-statistics clustering, then clipped averaging.
 
     1. Norm filter: with :math:`M = \mathrm{median}_i \|x_i\|`, keep
@@ -51,6 +52,9 @@ class SignGuard:
     Learning through Collaborative Malicious Gradient Filtering", ICDCS 2022
     (arXiv:2109.05872). Defaults L = 0.1, R = 3.0, frac = 0.1.
     """
+
+    generator_keys = ("generator",)
+
 
     def __init__(self, n: int = 1, f: int = 0, lower: float = 0.1, upper: float = 3.0,
                  frac: float = 0.1, sampling: str = "random", normalize: bool = False,

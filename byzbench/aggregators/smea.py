@@ -10,9 +10,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops, _similarity
+from byzbench.stages import Rule
 
 
-class SMEA:
+class SMEA(Rule):
     r"""SMEA: the mean of the ``n - f`` rows whose empirical covariance has the
     smallest largest eigenvalue:
 

@@ -6,9 +6,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import Rule
 
 
-class TrMean:
+class TrMean(Rule):
     r"""Coordinate-wise trimmed mean: per coordinate, drop the ``b`` largest and ``b``
     smallest values and average the remaining ``n - 2b``:
 

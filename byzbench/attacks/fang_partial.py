@@ -10,13 +10,13 @@ from byzbench import require
 from byzbench.aggregators import _ops as agg_ops
 from byzbench.aggregators import _similarity
 from byzbench.attacks._ops import check_unit, empty_rows, honest_std, length_unit, own_grads
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 from byzbench.attacks.fang_krum import FangKrum
 
 TARGETS = ("trmean", "krum")
 
 
-class FangPartial:
+class FangPartial(Attack):
     """Fang et al.'s attacks when the attacker knows only the Byzantine workers' own
     before-attack gradients (``ctx.byz_grads``, local threat model), used as estimates
     of the honest ones. Direction: ``s = sign(mu_B)``, mu_B / sigma_B the mean / unbiased

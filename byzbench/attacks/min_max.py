@@ -11,10 +11,10 @@ from byzbench.attacks._ops import (
     max_pairwise_distance,
     mean_deviation,
 )
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class MinMax:
+class MinMax(Attack):
     """``b = mu - gamma * p`` (all f rows equal), with gamma the largest value such that
     b is no further from any honest gradient than the two furthest honest gradients:
 

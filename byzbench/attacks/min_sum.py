@@ -11,10 +11,10 @@ from byzbench.attacks._ops import (
     largest_scale_sum_sq,
     mean_deviation,
 )
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class MinSum:
+class MinSum(Attack):
     """``b = mu - gamma * p`` (all f rows equal), gamma the largest value such that the
     sum of squared distances from b to the honest gradients is at most the largest such
     sum of an honest gradient:

@@ -9,9 +9,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import PreAggregator
 
 
-class ARC:
+class ARC(PreAggregator):
     r"""Adaptive robust clipping: the ``k`` largest-norm rows are clipped to the norm of
     the (k+1)-th largest, with :math:`k = \lfloor 2 (f/n) (n - f) \rfloor`:
 

@@ -9,9 +9,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import PreAggregator
 
 
-class Bucketing:
+class Bucketing(PreAggregator):
     r"""Bucketing: shuffle the rows with the run's seeded generator, split them into
     ``ceil(n / s)`` buckets of ``s`` consecutive rows (the last one smaller when
     ``s`` does not divide n) and output each bucket's mean:
@@ -39,6 +40,9 @@ class Bucketing:
     Reference: S. P. Karimireddy, L. He, M. Jaggi, "Byzantine-Robust Learning on
     Heterogeneous Datasets via Bucketing", ICLR 2022.
     """
+
+    generator_keys = ("generator",)
+
 
     def __init__(self, n: int, f: int = 0, s: int = 2, generator: torch.Generator | None = None):
         require(s >= 1, "preagg.bucketing.s", s, "s >= 1")

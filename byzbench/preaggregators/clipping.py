@@ -7,9 +7,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import PreAggregator
 
 
-class Clipping:
+class Clipping(PreAggregator):
     r"""Static clipping: every row is scaled to norm at most ``threshold``:
 
     .. math:: y_i = x_i \min\Big(1, \frac{C}{\|x_i\|}\Big).

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators import _ops
+from byzbench.stages import PreAggregator
 
 
 def neighbour_mixing(d2: np.ndarray, m: int) -> np.ndarray:
@@ -22,7 +23,7 @@ def neighbour_mixing(d2: np.ndarray, m: int) -> np.ndarray:
     return mix
 
 
-class NNM:
+class NNM(PreAggregator):
     r"""Nearest-neighbour mixing: every row is replaced by the average of its
     ``n - f`` nearest rows (itself included, at distance 0):
 
