@@ -5,6 +5,7 @@ passed only to constructors that accept them; unknown keys are one-line errors."
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from byzbench import ConfigError, require
 from byzbench.aggregators.base import Pipeline, as_stage
 from byzbench.attacks.base import Attack, as_attack
 from byzbench.config import ClusterSpec, cluster_spec, validate_top
+from byzbench.validate import check_params
 
 ALLOWED_TARGETS = ("byzbench.", "torch.optim.")
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -92,12 +94,19 @@ def instantiate_component(cfg: Any, name: str = "component", **inject: Any) -> A
         if (p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                 and k not in keys and k not in injected):
             raise ConfigError(f"{name}.{k} is missing: required by {node['_target_']}")
+    check_params(target, {k: node[k] for k in keys}, name)
     try:
         return instantiate(node, **injected, _convert_="all")
     except InstantiationException as e:
-        # Hydra wraps errors raised by constructors; surface our one-line ones as is.
+        # Hydra wraps errors raised by constructors; surface our one-line ones as is,
+        # and a constructor's own ValueError/TypeError (torch.optim's range checks) as one.
         cause = e.__cause__
         while cause is not None and not isinstance(cause, ConfigError):
+            if isinstance(cause, (ValueError, TypeError, OverflowError, MemoryError)) or (
+                    isinstance(cause, RuntimeError) and "allocate" in str(cause)):
+                msg = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                raise ConfigError(f"{name} is invalid: {node['_target_']} rejected its "
+                                  f"parameters: {type(cause).__name__}: {msg}") from None
             cause = cause.__cause__
         if cause is not None:
             raise cause from None
@@ -159,6 +168,9 @@ def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Attack
     ``server_randomness`` (any attack) sets what its pipeline queries may see."""
     node = _plain(attack_cfg)
     tune = node.pop("tune", None)
+    require(tune is None or isinstance(tune, (bool, dict)), "attack.tune", tune,
+            "true, false or a mapping of tuner options (budget, lo, hi, param, search, "
+            "start, delta)")
     server_randomness = node.pop("server_randomness", False)
     require(isinstance(server_randomness, bool), "attack.server_randomness",
             server_randomness, "true or false")
@@ -180,11 +192,35 @@ def build_solver(solver_cfg: Any, schedule_cfg: Any, theta: torch.Tensor):
     if "lr" in node:
         require(isinstance(node["lr"], (int, float)) and node["lr"] > 0, "solver.lr", node["lr"],
                 "a positive number")
+    _check_numbers(node, "solver")
     opt = instantiate_component(node, "solver", params=[theta])
     sched = None
     if schedule_cfg is not None and _plain(schedule_cfg):
-        sched = instantiate_component(schedule_cfg, "schedule", optimizer=opt)
+        snode = _plain(schedule_cfg)
+        _check_numbers(snode, "schedule")
+        # A dry run on a throwaway optimizer: a schedule that cannot step (StepLR with
+        # step_size 0, cosine with T_max 0) is one line now, not a crash at round 1.
+        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        try:
+            dry = instantiate_component(snode, "schedule", optimizer=probe)
+            for _ in range(2):
+                probe.step()
+                dry.step()
+        except ZeroDivisionError:
+            raise ConfigError(f"schedule={snode} is invalid: it cannot step (a zero period "
+                              "or length)") from None
+        sched = instantiate_component(snode, "schedule", optimizer=opt)
     return opt, sched
+
+
+def _check_numbers(node: dict, name: str) -> None:
+    """Every number of a solver or schedule config is finite and >= 0 (torch.optim takes
+    nan and inf silently)."""
+    for k, v in node.items():
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        for x in vals:
+            if isinstance(x, (int, float)) and not isinstance(x, bool):
+                require(math.isfinite(x) and x >= 0, f"{name}.{k}", v, "a finite number >= 0")
 
 
 def check_top(cfg: Any) -> ClusterSpec:

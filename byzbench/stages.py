@@ -7,6 +7,8 @@ with its default. The round reads these declarations; it never probes a stage.
   of them plus the states of the generators named in ``generator_keys``;
   ``load_state_dict()`` restores both. Queries (``Pipeline.query``), checkpoints and the
   purity tests go through these two methods, never through ``__dict__``.
+* ``substages`` - attributes holding nested stages (GAS's base rule), whose state
+  nests in this one's.
 * ``generator_keys`` - attributes holding a ``torch.Generator`` the stage draws from
   (bucketing's shuffle, DnC's column sample). A query with the attacker's own
   randomness swaps these for a generator of its own for its duration.
@@ -37,14 +39,14 @@ class SideInputs:
 
     Attributes:
         server_grad: ``[d]`` the server's own root-data row of this round (FLTrust).
-        worker_ids: ``[n]`` (numpy) which client each input row comes from; given for
+        worker_ids: ``[n]`` (CPU tensor) which client each input row comes from; given for
             the real aggregation only, never to an attacker's queries (FoolsGold).
         honest_row: index of one honest row of the pipeline's input: oracle knowledge
             a real server lacks (MoNNA's ``pivot: honest``).
     """
 
     server_grad: Tensor | None = None
-    worker_ids: np.ndarray | None = None
+    worker_ids: Tensor | None = None
     honest_row: int | None = None
 
 
@@ -62,7 +64,9 @@ class Stateful:
 
     state_keys: ClassVar[tuple[str, ...]] = ()
     generator_keys: ClassVar[tuple[str, ...]] = ()
-    capabilities: ClassVar[frozenset[str]] = frozenset({"state_keys", "generator_keys"})
+    substages: ClassVar[tuple[str, ...]] = ()
+    capabilities: ClassVar[frozenset[str]] = frozenset({"state_keys", "generator_keys",
+                                                         "substages"})
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -81,6 +85,8 @@ class Stateful:
         for k in self.generator_keys:
             g = getattr(self, k)
             out[k] = None if g is None else g.get_state()
+        for k in self.substages:
+            out[k] = getattr(self, k).state_dict()
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -91,6 +97,15 @@ class Stateful:
             g = getattr(self, k)
             if g is not None and state[k] is not None:
                 g.set_state(state[k])
+        for k in self.substages:
+            getattr(self, k).load_state_dict(state[k])
+
+    def generator_slots(self) -> list[tuple[Stateful, str]]:
+        """``(owner, key)`` of every declared generator, nested stages' included."""
+        out = [(self, k) for k in self.generator_keys]
+        for k in self.substages:
+            out += getattr(self, k).generator_slots()
+        return out
 
 
 class Stage(Stateful):

@@ -98,11 +98,11 @@ class Pipeline:
         replaced by a fresh one seeded ``s`` on the same device (the attacker's own
         randomness: it neither sees nor advances the server's draws)."""
         saved = self.state_dict()
-        swapped: list[tuple[Stage, str, torch.Generator]] = []
+        swapped: list[tuple[Any, str, torch.Generator]] = []
         if seed is not None:
             own: dict[int, torch.Generator] = {}
-            for s in self.stages:
-                for k in s.generator_keys:
+            for stage in self.stages:
+                for s, k in stage.generator_slots():
                     g = getattr(s, k)
                     if g is None:
                         continue

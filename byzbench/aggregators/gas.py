@@ -52,6 +52,7 @@ class GAS(Rule):
     Heterogeneous Data via Gradient Splitting", ICML 2023.
     """
 
+    substages = ("base",)
     state_keys = ("_perm",)  # the column permutation, drawn once from the generator
     generator_keys = ("generator",)
 

@@ -24,6 +24,7 @@ from byzbench.aggregators.monna import MoNNA
 from byzbench.aggregators.signguard import SignGuard
 from byzbench.preaggregators.arc import ARC
 from byzbench.preaggregators.bucketing import Bucketing
+from byzbench.stages import SideInputs
 
 T = lambda rows: torch.tensor(rows, dtype=torch.float64)  # noqa: E731
 
@@ -177,9 +178,9 @@ def test_monna_default_is_previous_and_honest_pivot():
     rule = MoNNA(4, 1, pivot="honest")
     assert rule(x).item() == pytest.approx(14 / 3)  # not told yet: row 0 (value 10)
     pipe = Pipeline([], rule)
-    pipe.tell_honest_row(1)  # row 1 (value 0): nearest {0, 1, 3} -> 4/3
+    pipe.observe(SideInputs(honest_row=1))  # row 1 (value 0): nearest {0, 1, 3} -> 4/3
     assert pipe(x).item() == pytest.approx(4 / 3)
-    pipe.tell_honest_row(0)  # row 0 (value 10): nearest {10, 3, 1} -> 14/3
+    pipe.observe(SideInputs(honest_row=0))  # row 0 (value 10): nearest {10, 3, 1} -> 14/3
     assert pipe(x).item() == pytest.approx(14 / 3)
 
 
@@ -191,9 +192,9 @@ def test_monna_honest_refused_after_bucketing():
     pre = OmegaConf.create({"bucketing": {"_target_": "byzbench.preaggregators.bucketing."
                                           "Bucketing", "s": 2}})
     agg = OmegaConf.create({"_target_": "byzbench.aggregators.monna.MoNNA", "pivot": "honest"})
-    with pytest.raises(ConfigError, match="agg.pivot"):
+    with pytest.raises(ConfigError, match="honest_row"):
         build_pipeline(pre, agg, 10, 1, torch.Generator().manual_seed(0))
-    assert build_pipeline({}, agg, 10, 1, None).rule.needs_honest_row
+    assert build_pipeline({}, agg, 10, 1, None).needs == {"honest_row"}
     assert isinstance(Bucketing(4), Bucketing)
 
 
