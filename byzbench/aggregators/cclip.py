@@ -6,8 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
 from byzbench.stages import Rule
 
 
@@ -28,7 +27,7 @@ class CClip(Rule):
     with L = 1); an absolute tau that is large for the task never clips, and cclip is
     then the mean: ``last_stats["cclip_clipped"]`` (logged per round) shows it.
 
-    Distances :math:`\|x_i - v_l\|` are computed directly (``_ops.sqdist_to``): exact
+    Distances :math:`\|x_i - v_l\|` are computed directly (``kernels.sqdist_to``): exact
     when the rows are close to the center relative to their norm. Each iteration reads
     the ``[n, d]`` data twice (distances, combination); no ``[n, d]`` temporary.
     Non-finite rows are infinitely far: their clipped contribution is 0. The center is
@@ -63,11 +62,11 @@ class CClip(Rule):
         self.last_weights: Tensor | None = None
         self.last_stats: dict[str, float] = {}
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
-        _ops.check_rows("cclip", n, n >= 1, "n >= 1")
+        kernels.check_rows("cclip", n, n >= 1, "n >= 1")
         v0 = self.center
         if v0 is None or v0.shape != (d,):
             v0 = torch.zeros(d, dtype=x.dtype, device=x.device)
@@ -75,7 +74,7 @@ class CClip(Rule):
         w = np.zeros(n)
         tau = self.tau
         for it in range(self.iterations):
-            d2, bad = _ops.sqdist_to(x, v)
+            d2, bad = kernels.sqdist_to(x, v)
             dist = np.sqrt(d2)
             if tau == "auto":
                 tau = float(np.median(dist[~bad])) if (~bad).any() else 0.0
@@ -86,7 +85,7 @@ class CClip(Rule):
                 self.last_stats = {"cclip_clipped": float((s < 1.0).mean()), "cclip_tau": tau}
             keep = 1.0 - s.sum() / n
             w = w * keep + s / n
-            v = _ops.combine(x, s / n, bad) + keep * v
+            v = kernels.combine(x, s / n, bad) + keep * v
         self.center = v.detach().clone()
         self.last_weights = torch.as_tensor(w, dtype=x.dtype).to(x.device)
         return v

@@ -8,8 +8,7 @@ from scipy.cluster.hierarchy import cut_tree, linkage
 from scipy.spatial.distance import squareform
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
 from byzbench.stages import Rule
 
 LINKAGES = ("average", "single")
@@ -93,11 +92,11 @@ class ClippedClustering(Rule):
             outs.append(self(x))
         return torch.stack(outs)
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]
-        dist, norms, bad = _similarity.cosine_distances(x)
+        dist, norms, bad = kernels.similarity.cosine_distances(x)
         good = np.flatnonzero(~bad)
         self.norm_history = np.concatenate([self.norm_history, norms[good]])
         tau = float(np.median(self.norm_history)) if len(self.norm_history) else 0.0
@@ -119,6 +118,6 @@ class ClippedClustering(Rule):
             self.last_weights = None
             idx = np.flatnonzero(sel)
             rows = x[torch.as_tensor(idx, device=x.device)] * x.new_tensor(scale[idx])[:, None]
-            return _ops.columnwise(_ops.median_block, rows).to(x.device)
+            return kernels.columnwise(kernels.median_block, rows).to(x.device)
         self.last_weights = torch.as_tensor(w, dtype=x.dtype, device=x.device)
-        return _ops.combine(x, w, bad)
+        return kernels.combine(x, w, bad)

@@ -6,8 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
 from byzbench.data.root import check_server_data, draw_root  # noqa: F401 (re-exported)
 from byzbench.stages import Rule, SideInputs
 
@@ -66,22 +65,22 @@ class FLTrust(Rule):
         """The server's root-data gradient for the next call (set by the loop)."""
         self.server_grad = side.server_grad
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]
         g0 = self.server_grad
         if g0 is None:
-            g0 = _ops.columnwise(_ops.median_block, x).to(x.device, x.dtype)
+            g0 = kernels.columnwise(kernels.median_block, x).to(x.device, x.dtype)
         g0 = g0.to(device=x.device, dtype=x.dtype)
         ref_bad = not bool(torch.isfinite(g0).all())
-        sq, bad = _similarity.row_sq_norms(x)
+        sq, bad = kernels.similarity.row_sq_norms(x)
         norms = np.sqrt(sq)
         n0 = float(torch.linalg.vector_norm(g0))
         if ref_bad or n0 == 0.0:
             self.last_weights = x.new_zeros(n)
             return torch.zeros_like(x[0])
-        dots = np.where(bad, 0.0, _ops.to_np(torch.nan_to_num(x) @ g0))
+        dots = np.where(bad, 0.0, kernels.to_np(torch.nan_to_num(x) @ g0))
         with np.errstate(divide="ignore", invalid="ignore"):
             cos = np.where(norms > 0, dots / (np.where(norms > 0, norms, 1.0) * n0), 0.0)
         ts = np.where(bad, 0.0, np.maximum(np.clip(cos, -1.0, 1.0), 0.0))
@@ -90,7 +89,7 @@ class FLTrust(Rule):
             return torch.zeros_like(x[0])
         w = ts * n0 / np.where(norms > 0, norms, 1.0) / ts.sum()
         self.last_weights = torch.as_tensor(w, dtype=x.dtype, device=x.device)
-        return _ops.combine(x, w, bad)
+        return kernels.combine(x, w, bad)
 
 
     def batch(self, xs: Tensor) -> Tensor:

@@ -6,8 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import host, require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import host, kernels, require
 from byzbench.stages import Rule, SideInputs
 
 
@@ -74,7 +73,7 @@ class FoolsGold(Rule):
 
     def weights(self, h: Tensor) -> np.ndarray:
         """FoolsGold weights ``[n]`` from the histories ``h [n, d]`` (steps 1-3)."""
-        dist, _, bad = _similarity.cosine_distances(h)
+        dist, _, bad = kernels.similarity.cosine_distances(h)
         # cos(H_i, H_j) with a zero diagonal (the authors' cosine_similarity - I): every
         # max below is >= 0, so the pardoning ratio never flips a sign. Bad and zero rows
         # have cosine 0 with everything.
@@ -129,4 +128,4 @@ class FoolsGold(Rule):
         self.last_weights = torch.as_tensor(w, dtype=x.dtype, device=x.device)
         if bad.all():
             return x.mean(0)
-        return _ops.combine(x, w, bad)
+        return kernels.combine(x, w, bad)

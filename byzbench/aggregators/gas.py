@@ -9,8 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
 from byzbench.stages import Rule
 
 SPLITS = ("contiguous", "random")
@@ -95,18 +94,18 @@ class GAS(Rule):
         """``x [n, d] -> [d]``."""
         n, d = x.shape
         f = self.f
-        _ops.check_rows("gas", n, f < n, f"n > f (f={f})")
-        _, bad = _similarity.row_sq_norms(x)
+        kernels.check_rows("gas", n, f < n, f"n > f (f={f})")
+        _, bad = kernels.similarity.row_sq_norms(x)
         scores = np.zeros(n)
         for cols in self.groups(d, x.device):
             sub = x[:, cols]
             agg = self.base(sub)
-            dist = _ops.to_np(torch.linalg.vector_norm(sub - agg, dim=1))
+            dist = kernels.to_np(torch.linalg.vector_norm(sub - agg, dim=1))
             scores += np.nan_to_num(dist, nan=np.inf, posinf=np.inf)
         scores[bad] = np.inf
         self.last_scores = scores
-        idx = _ops.stable_smallest(scores, n - f)
+        idx = kernels.stable_smallest(scores, n - f)
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        self.last_weights = _ops.one_hot(n, idx, x)
-        return _ops.combine(x, w, bad)
+        self.last_weights = kernels.one_hot(n, idx, x)
+        return kernels.combine(x, w, bad)

@@ -6,8 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
 from byzbench.stages import Rule
 
 
@@ -83,7 +82,7 @@ class SignGuard(Rule):
         # Ties: the lowest label, i.e. the densest centre (labels follow intensity).
         return labels == ids[np.argmax(counts)]
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
@@ -104,8 +103,8 @@ class SignGuard(Rule):
                                       device=gen.device))
             cols = torch.arange(start, min(d, start + k), device=x.device)
         else:
-            cols = _ops.sample_columns(d, k, self.generator, x.device)
-        a = _ops.gather_cols(x, cols)
+            cols = kernels.sample_columns(d, k, self.generator, x.device)
+        a = kernels.gather_cols(x, cols)
         pos = np.count_nonzero(a > 0, axis=1) / k
         zero = np.count_nonzero(a == 0, axis=1) / k
         feat = np.stack([pos, zero, 1.0 - pos - zero], axis=1)  # nan compares False
@@ -122,7 +121,7 @@ class SignGuard(Rule):
             clip = np.where(norms > 0, np.minimum(1.0, med / norms), 1.0)
         w = np.where(s, clip, 0.0) / s.sum()
         self.last_weights = torch.as_tensor(w, dtype=x.dtype).to(x.device)
-        return _ops.combine(x, w, ~finite)
+        return kernels.combine(x, w, ~finite)
 
 
 def estimate_bandwidth(feat: np.ndarray, quantile: float = 0.5) -> float:

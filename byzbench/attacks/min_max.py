@@ -23,7 +23,7 @@ class MinMax(Attack):
     p: ``unit_vec`` = mu/||mu||, ``sign`` = sign(mu), ``std`` = honest coordinate-wise
     std (the paper's three perturbation vectors). The feasible set of gamma is an
     interval [0, gamma*] (each constraint is a ball), so byzbench computes gamma*
-    exactly (``_ops.largest_scale_in_balls``); the paper's Algorithm 1 and public code
+    exactly (``kernels.largest_scale_in_balls``); the paper's Algorithm 1 and public code
     approach it by a halving search from gamma_init = 10 (reach < 2 gamma_init) with
     tolerance 1e-5 - set ``gamma_max: 20`` to mimic that cap.
 

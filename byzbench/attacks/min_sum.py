@@ -25,7 +25,7 @@ class MinSum(Attack):
     paper's ``max_i`` (a much tighter constraint); byzbench follows the paper by default
     and offers ``bound: min`` for the code's variant. The left side is a convex
     quadratic in gamma, so gamma* is its larger root, computed exactly
-    (``_ops.largest_scale_sum_sq``) where the paper runs a halving search.
+    (``kernels.largest_scale_sum_sq``) where the paper runs a halving search.
 
     Args:
         perturbation: ``unit_vec | sign | std`` (default std).

@@ -6,9 +6,9 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators._ops import sample_columns
 from byzbench.attacks._ops import alie_z_max, empty_rows, honest_std
 from byzbench.attacks.base import Attack, RoundContext, repeat_rows
+from byzbench.kernels import sample_columns
 
 SIGNS = ("ones", "mean")
 

@@ -7,8 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
 from byzbench.stages import PreAggregator
 
 
@@ -35,7 +34,7 @@ class Bucketing(PreAggregator):
             seeded 0.
 
     ``last_mixing [n_out, n]`` has ``1/|B_b|`` on the rows of bucket b. The output
-    buffer is reused across calls (valid until the next call; see ``_ops.reusable``).
+    buffer is reused across calls (valid until the next call; see ``kernels.reusable``).
 
     Reference: S. P. Karimireddy, L. He, M. Jaggi, "Byzantine-Robust Learning on
     Heterogeneous Datasets via Bucketing", ICLR 2022.
@@ -81,7 +80,7 @@ class Bucketing(PreAggregator):
         mix = torch.zeros(-(-n // s), n, dtype=x.dtype, device=x.device)
         mix[bucket, perm] = 1.0 / size
         self.last_mixing = mix
-        out = _ops.reusable(self, (mix.shape[0], d), x)
+        out = kernels.reusable(self, (mix.shape[0], d), x)
         if x.device.type == "cpu":
             # index_add reads x once and adds each row into its own bucket only, so a
             # non-finite row spoils only its bucket; O(n d), unlike an [n_out, n] @
@@ -97,7 +96,7 @@ class Bucketing(PreAggregator):
         # Elsewhere one deterministic matrix product; it spreads 0 * nan from a
         # non-finite row into every bucket, so then fall back to gather + mean.
         torch.matmul(mix, x, out=out)
-        if _ops.all_finite(out.sum(dim=1)):
+        if kernels.all_finite(out.sum(dim=1)):
             return out
         xp = x.index_select(0, perm)
         full = n // s

@@ -61,7 +61,7 @@ def test_batched_equals_looped(group, yaml):
 def test_distance_and_coordinate_stages_have_a_batched_path(group, yaml):
     stage = build(group, yaml)
     src = inspect.getsource(type(stage))
-    if "_ops.pairwise(" in src or "_ops.columnwise(" in src:
+    if "kernels.pairwise(" in src or "kernels.columnwise(" in src:
         assert stage.has_batch(), "distance/coordinate stage unbatched"
 
 
