@@ -12,8 +12,9 @@ from byzbench.attacks.base import Attack, RoundContext
 class LabelFlip(Attack):
     """Each Byzantine worker sends its honest-protocol gradient computed on its own shard
     with every label replaced by ``C - 1 - y`` (C classes). The loop applies
-    ``transform_labels`` to the Byzantine workers' labels inside the same vectorized
-    gradient pass as the honest workers, and the attack returns those gradients
+    ``transform_batch`` (labels through ``transform_labels``) to the Byzantine workers'
+    batches inside the same vectorized gradient pass as the honest workers, and the
+    attack returns those gradients
     (``ctx.byz_grads``) unchanged.
 
     Under worker momentum, ``byz_momentum: false`` (default) sends the raw gradient on
