@@ -1,0 +1,254 @@
+"""Flower integration (``pip install -e ".[flower]"``): byzbench's pipelines as a Flower
+strategy, Byzantine clients, parameter round trips. Skipped without flwr.
+
+One Flower simulation (``run_simulation``, Ray backend, local, 1 CPU) is shared by the
+module: 10 digits clients (MLP, hidden [16]), clients 8 and 9 bit-flipping their updates
+(client-side wrapper), and four strategies of 3 rounds each, run one after the other
+from the same initial model: krum after nnm, centered clipping (stateful), and the
+server-side ALIE attack against the mean and against krum.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # before flwr is imported
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+pytest.importorskip("flwr")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from flwr.app import (  # noqa: E402
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    Metadata,
+    MetricRecord,
+    RecordDict,
+)
+from omegaconf import OmegaConf  # noqa: E402
+
+from byzbench import ConfigError  # noqa: E402
+from byzbench.attacks.base import RoundContext  # noqa: E402
+from byzbench.build import build_attack, build_pipeline, instantiate_component  # noqa: E402
+from byzbench.config import ClusterSpec  # noqa: E402
+from byzbench.grads import flat_params  # noqa: E402
+from byzbench.integrations.flower import (  # noqa: E402
+    RobustStrategy,
+    TorchTask,
+    arrays_to_vector,
+    byzantine_train,
+    compose,
+    load_model_arrays,
+    local_backend_config,
+    model_arrays,
+    poison_batch,
+    vector_to_arrays,
+)
+
+from .conftest import conf_options  # noqa: E402
+
+pytestmark = pytest.mark.flower
+
+N, BYZ, ROUNDS = 10, (8, 9), 3
+TASK = dict(options={"model": {"hidden": [16]}}, local_steps=2, lr=0.1, batch_size=16)
+# name -> (RobustStrategy arguments, composed groups for the reference pipeline)
+STRATEGIES = {
+    "krum_nnm": dict(agg="krum", preagg=["nnm"], f=2),
+    "cclip": dict(agg="cclip", f=2),
+    "alie_mean": dict(agg="mean", f=2, attack="alie"),
+    "alie_krum": dict(agg="krum", f=2, attack="alie"),
+}
+# float32 end to end, the same operations in the same order: equality is expected to be
+# exact; the tolerance allows one float32 rounding of the aggregate's entries.
+RTOL, ATOL = 1e-6, 1e-7
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """Run the shared simulation once: ``{name: strategy}``, Flower's results, wall time."""
+    from flwr.serverapp import ServerApp
+    from flwr.simulation import run_simulation
+
+    task = TorchTask(N, **TASK)
+    strategies = {k: RobustStrategy(**v, byzantine=BYZ, keep_history=True,
+                                    fraction_evaluate=0.0, min_train_nodes=N,
+                                    min_available_nodes=N) for k, v in STRATEGIES.items()}
+    results, init = {}, task.initial_arrays()
+    server = ServerApp()
+
+    @server.main()
+    def main(grid, context):
+        for name, s in strategies.items():
+            results[name] = s.start(grid=grid, initial_arrays=init, num_rounds=ROUNDS)
+
+    t0 = time.perf_counter()
+    run_simulation(server, task.client_app(byzantine=BYZ, attack="bit_flip"),
+                   num_supernodes=N, backend_config=local_backend_config(1))
+    wall = time.perf_counter() - t0
+    print(f"\nflower simulation: {len(strategies)} strategies x {N} clients x {ROUNDS} "
+          f"rounds in {wall:.1f} s")
+    assert set(results) == set(strategies)
+    return strategies, results, init
+
+
+def _reference(args: dict):
+    """byzbench's own pipeline for these strategy arguments, built independently."""
+    cfg = compose(agg=args["agg"], preagg=args.get("preagg", []))
+    from byzbench.build import make_generator
+
+    return build_pipeline(OmegaConf.to_container(cfg.preagg), cfg.agg, N, args["f"],
+                          make_generator(0, "agg"))
+
+
+def _vec(rec: ArrayRecord) -> torch.Tensor:
+    return arrays_to_vector([rec[k].numpy() for k in rec.keys()])
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_aggregate_equals_byzbench_pipeline(sim, name):
+    """Each round, Flower's RobustStrategy aggregate equals byzbench's pipeline (built
+    on its own, state carried across the rounds) on the same updates; honest rows are
+    the clients' replies minus the global model; Flower's next global model (and its
+    final one) is global + aggregate."""
+    strategies, results, init = sim
+    s, ref = strategies[name], _reference(STRATEGIES[name])
+    assert [h.server_round for h in s.history] == list(range(1, ROUNDS + 1))
+    g = _vec(init)
+    for h in s.history:
+        torch.testing.assert_close(h.global_vector, g, rtol=0, atol=0)
+        assert sorted(h.partitions) == list(range(N))
+        assert h.byzantine.tolist() == [p in BYZ for p in h.partitions]
+        replies = torch.stack([arrays_to_vector(r) for r in h.replies]) - g
+        keep = ~h.byzantine if STRATEGIES[name].get("attack") else torch.ones(N, dtype=bool)
+        torch.testing.assert_close(h.updates[keep], replies[keep], rtol=0, atol=0)
+        u = ref(h.updates)
+        torch.testing.assert_close(h.aggregate, u, rtol=RTOL, atol=ATOL)
+        g = arrays_to_vector(vector_to_arrays(g + u, [init[k].numpy() for k in init.keys()]))
+    torch.testing.assert_close(_vec(results[name].arrays), g, rtol=RTOL, atol=ATOL)
+
+
+def test_bit_flip_clients_and_metrics(sim):
+    """Clients 8 and 9 send minus an honest update (krum's NNM neighbourhoods exclude
+    them: the aggregate is the honest mean, no weight on them); the metrics carry the
+    pipeline's diagnostics (cclip's clipped fraction)."""
+    strategies, results, _ = sim
+    s = strategies["krum_nnm"]
+    for h in s.history:
+        X = h.updates
+        honest = X[~h.byzantine]
+        # the flipped rows point against the honest mean
+        assert (X[h.byzantine] @ honest.mean(0) < 0).all()
+    for r in range(1, ROUNDS + 1):
+        m = results["krum_nnm"].train_metrics_clientapp[r]
+        assert m["byz_weight"] == 0.0
+        assert "partition-id" not in m and "train_loss" in m
+        c = results["cclip"].train_metrics_clientapp[r]
+        assert 0.0 <= c["cclip_clipped"] <= 1.0 and c["agg_norm"] > 0
+
+
+def test_alie_hits_krum_harder_than_mean(sim):
+    """ALIE (Baruch et al., NeurIPS 2019): its f identical rows mean - z std sit inside
+    the honest cloud, so krum selects one (Byzantine weight 1, error ||b - mean||) while
+    the mean moves f/n of that (weight f/n = 0.2): error(krum) = (n/f) error(mean) = 5x
+    in round 1 (same initial model, same honest updates), and krum is worse every round."""
+    strategies, results, _ = sim
+    mean_m, krum_m = (results[k].train_metrics_clientapp for k in ("alie_mean", "alie_krum"))
+    for r in range(1, ROUNDS + 1):
+        assert krum_m[r]["byz_weight"] == pytest.approx(1.0)
+        assert mean_m[r]["byz_weight"] == pytest.approx(len(BYZ) / N)
+        assert krum_m[r]["agg_error"] > 2 * mean_m[r]["agg_error"]
+    assert krum_m[1]["agg_error"] == pytest.approx(N / len(BYZ) * mean_m[1]["agg_error"],
+                                                   rel=1e-4)
+    # the Byzantine rows are byzbench's ALIE of the round's honest updates
+    h = strategies["alie_krum"].history[0]
+    attack = build_attack(compose(attack="alie").attack, ClusterSpec(N, len(BYZ), 2), 10)
+    b = attack(h.updates[~h.byzantine], RoundContext(t=0, n=N, f=len(BYZ), f_declared=2))
+    torch.testing.assert_close(h.updates[h.byzantine], b, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------ without a simulation
+
+
+@pytest.mark.parametrize("path", conf_options("model"), ids=lambda p: p.stem)
+def test_every_model_round_trips(path, model_shapes):
+    """model -> Flower ArrayRecord (each array serialized to bytes) -> one
+    vector -> arrays -> a freshly initialized model: the same state_dict, bit for bit;
+    for a model without buffers the vector is byzbench's own theta (flat_params)."""
+    assert path.stem in model_shapes, f"give {path.stem} an input shape in tests/conftest.py"
+
+    def build(seed):
+        torch.manual_seed(seed)
+        return instantiate_component(OmegaConf.to_container(OmegaConf.load(path)), "model",
+                                     input_shape=model_shapes[path.stem], num_classes=7)
+
+    model = build(0)
+    rec = ArrayRecord(model.state_dict())  # Flower's own torch -> bytes conversion
+    arrays = rec.to_numpy_ndarrays()
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, model_arrays(model).values()))
+    vec = arrays_to_vector(arrays)
+    back = vector_to_arrays(vec, arrays)
+    other = load_model_arrays(build(1), back)
+    for (k, a), b in zip(model.state_dict().items(), other.state_dict().values()):
+        assert a.dtype == b.dtype and torch.equal(a, b), k
+    if not list(model.buffers()):
+        assert torch.equal(vec, flat_params(model))
+
+
+def _message(arrays: list[np.ndarray], rnd: int = 1) -> Message:
+    md = Metadata(run_id=0, message_id="m", src_node_id=0, dst_node_id=1,
+                  reply_to_message_id="", group_id="", created_at=time.time(), ttl=60.0,
+                  message_type="train")
+    content = RecordDict({"arrays": ArrayRecord({str(i): Array(a) for i, a in enumerate(arrays)}),
+                          "config": ConfigRecord({"server-round": rnd})})
+    return Message(content=content, metadata=md)
+
+
+def _context(pid: int) -> Context:
+    return Context(run_id=0, node_id=1, node_config={"partition-id": pid}, state=RecordDict(),
+                   run_config={})
+
+
+def _label_client(msg: Message, context: Context) -> Message:
+    """A client whose 'training' adds the labels it sees (after poison_batch) to w."""
+    y = torch.arange(10)
+    _, y = poison_batch(torch.zeros(10, 1), y, 10)
+    w = msg.content["arrays"]["0"].numpy()
+    out = RecordDict({"arrays": ArrayRecord({"0": Array(w + y.numpy().astype(np.float32))}),
+                      "metrics": MetricRecord({"num-examples": 10})})
+    return Message(content=out, reply_to=msg)
+
+
+@pytest.mark.parametrize("attack", ["bit_flip", "label_flip"])
+def test_byzantine_train_wrapper(attack):
+    """Hand-computed: an honest client's update is the labels 0..9; label_flip's
+    Byzantine client trains on 9 - y; bit_flip's sends minus its update. Every reply
+    carries its partition id."""
+    w = np.full(10, 0.5, np.float32)
+    train = byzantine_train(byzantine=[3], attack=attack, num_classes=10)(_label_client)
+    y = np.arange(10, dtype=np.float32)
+    expect = {"bit_flip": -y, "label_flip": 9 - y}[attack]
+    for pid, update in ((0, y), (3, expect)):
+        reply = train(_message([w]), _context(pid))
+        np.testing.assert_array_equal(reply.content["arrays"]["0"].numpy() - w, update)
+        assert reply.content["metrics"]["partition-id"] == pid
+    np.testing.assert_array_equal(poison_batch(torch.zeros(1), torch.arange(3), 3)[1],
+                                  torch.arange(3))  # identity outside the wrapper
+
+
+def test_bad_configs_are_one_line_errors():
+    """Unknown names and omniscient attacks on the client fail at construction."""
+    with pytest.raises(ConfigError, match="agg=nope"):
+        RobustStrategy(agg="nope")
+    with pytest.raises(ConfigError, match="omniscient attacks run on the server"):
+        byzantine_train([1], attack="alie")
+    with pytest.raises(ConfigError, match="byzantine"):
+        RobustStrategy(agg="krum", f=1, attack="alie")
+    with pytest.raises(ConfigError, match="data poisoning"):
+        RobustStrategy(agg="krum", f=1, n=5, attack="label_flip", byzantine=[4],
+                       num_classes=10)
