@@ -13,11 +13,13 @@ overrides ``aggregate_train``; ``flwr.simulation.run_simulation`` runs it with a
 What is aggregated. Each client's reply is flattened to one vector (every floating
 array of its ``ArrayRecord`` in key order, the layout of
 ``byzbench.grads.flat_params`` for a model without buffers) and the pipeline receives
-the *updates* ``x_k = w_k - w`` (client model minus the global model it was sent): the
-federated analogue of byzbench's gradients, so norm-based stages (clipping, centered
-clipping) see update lengths, not model sizes. The new global model is ``w + u`` with
-``u = pipeline(x)``. Integer arrays (BatchNorm's ``num_batches_tracked``) are not
-aggregated: the global value is kept.
+the *pseudo-gradients* ``x_k = w - w_k`` (the global model it was sent minus the
+client's model; FedOpt's convention, Reddi et al., ICLR 2021): for one local SGD step
+``x_k = lr g_k``, byzbench's gradient rows up to the factor lr, so attacks defined
+relative to the gradients (ALIE's ``mean - z std``) keep their meaning and norm-based
+stages (clipping, centered clipping) see update lengths, not model sizes. The new
+global model is ``w - u`` with ``u = pipeline(x)``. Integer arrays (BatchNorm's
+``num_batches_tracked``) are not aggregated: the global value is kept.
 
 Weighting. Robust rules ignore sample counts: every reply is one row, whatever its
 ``num-examples`` (a Byzantine client can claim any count; FedAvg's weighting would let
@@ -29,7 +31,7 @@ Diagnostics come back as Flower train metrics of each round: ``agg_norm`` (``||u
 every stage's ``last_stats`` (``pipeline.stats()``, e.g. ``cclip_clipped``) and, where
 the Byzantine clients are known (simulation: ``byzantine=``), ``byz_weight`` (share of
 the aggregate's weight on Byzantine rows, for rules that expose row weights) and
-``agg_error`` (``||u - mean of the honest updates||``), the names of byzbench's own logs.
+``agg_error`` (``||u - mean of the honest rows||``), the names of byzbench's own logs.
 
 Byzantine clients (simulation only):
 
@@ -107,17 +109,18 @@ PARTITION_KEY = "partition-id"  # flwr.common.constant.PARTITION_ID_KEY
 # ---------------------------------------------------------------- configs, by name
 
 
-def compose(**choices: str | Sequence[str]) -> DictConfig:
-    """The run config composed from byzbench's own YAMLs with these group choices
-    (``compose(agg="krum", preagg=["nnm"])`` is what ``byzbench agg=krum preagg=[nnm]``
-    composes), through Hydra, so defaults lists and resolvers apply as in a run."""
+def compose(*overrides: str, **choices: str | Sequence[str]) -> DictConfig:
+    """The run config composed from byzbench's own YAMLs with these group choices and
+    command-line overrides (``compose("rounds=5", agg="krum", preagg=["nnm"])`` is what
+    ``byzbench rounds=5 agg=krum preagg=[nnm]`` composes), through Hydra, so defaults
+    lists and resolvers apply as in a run."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     from byzbench.run import CONF_DIR  # registers the schema and resolvers
 
-    overrides = [f"{g}={v}" if isinstance(v, str) else f"{g}=[{','.join(v)}]"
-                 for g, v in choices.items()]
+    overrides = [*(f"{g}={v}" if isinstance(v, str) else f"{g}=[{','.join(v)}]"
+                   for g, v in choices.items()), *overrides]
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             return hydra_compose(config_name="config", overrides=overrides)
@@ -131,7 +134,9 @@ def compose(**choices: str | Sequence[str]) -> DictConfig:
 def _merged(node: Any, options: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
     """A composed node with user options merged over it (a plain dict)."""
     require(options is None or isinstance(options, Mapping), where, options, "a mapping")
-    out = OmegaConf.merge(node, OmegaConf.create(dict(options or {})))
+    # A plain (non-struct) copy: an unknown key is then refused by the build, in one line.
+    base = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
+    out = OmegaConf.merge(base, OmegaConf.create(dict(options or {})))
     return OmegaConf.to_container(out, resolve=True)  # type: ignore[return-value]
 
 
@@ -204,8 +209,8 @@ class RoundRecord:
 
     ``replies``: each client's arrays as received, reply order; ``partitions``: their
     partition ids (None if unreported); ``updates [m, d]``: the rows the pipeline
-    aggregated (replies minus ``global_vector``, Byzantine rows replaced by the server
-    attack); ``byzantine [m]``: designated rows; ``aggregate [d]``: the pipeline's output."""
+    aggregated (``global_vector`` minus the replies, Byzantine rows replaced by the
+    server attack); ``byzantine [m]``: designated rows; ``aggregate [d]``: the pipeline's output."""
 
     server_round: int
     global_vector: Tensor
@@ -342,7 +347,7 @@ class RobustStrategy(FedAvg):
         glob = [self._global[k].numpy() for k in keys]
         rows = [[_reply_arrays(c)[k].numpy() for k in keys] for c in contents]
         g = arrays_to_vector(glob, self.dtype)
-        X = torch.stack([arrays_to_vector(r, g.dtype) for r in rows]) - g
+        X = g - torch.stack([arrays_to_vector(r, g.dtype) for r in rows])
         m = X.shape[0]
         if self.pipeline is None:
             self._build(m)
@@ -356,7 +361,7 @@ class RobustStrategy(FedAvg):
         if self.attack is not None and bool(byz.any()):
             X = self._attack_rows(X, byz, server_round)
         u = self._aggregate(X, byz, owners)
-        out = _record(keys, vector_to_arrays(g + u, glob))
+        out = _record(keys, vector_to_arrays(g - u, glob))
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
         if PARTITION_KEY in metrics:
             del metrics[PARTITION_KEY]
@@ -470,10 +475,11 @@ def byzantine_train(byzantine: Collection[int] = (), attack: str | None = None,
     clients apart). Clients whose partition id is in ``byzantine`` run the local attack
     ``attack`` (``conf/attack``, with ``local: true``): a data-poisoning attack
     (``label_flip``) is active in :func:`poison_batch` during their training; then their
-    update ``x = w_trained - w`` becomes ``attack([], ctx)`` with ``ctx.byz_grads = [x]``
-    (``bit_flip``: ``-x``; ``label_flip``: x unchanged). Each client attacks alone
-    (``f = 1``, no collusion): colluding or omniscient attacks run on the server
-    (``RobustStrategy(attack=...)``)."""
+    pseudo-gradient ``x = w - w_trained`` becomes ``attack([], ctx)`` with
+    ``ctx.byz_grads = [x]``, sent as ``w - attack([], ctx)`` (``bit_flip``: ``-x``, the
+    client moves the model back by its update; ``label_flip``: x unchanged). Each
+    client attacks alone (``f = 1``, no collusion): colluding or omniscient attacks run
+    on the server (``RobustStrategy(attack=...)``)."""
     byz = frozenset(int(b) for b in byzantine)
     atk, poison = None, None
     if attack is not None:
@@ -511,22 +517,22 @@ def byzantine_train(byzantine: Collection[int] = (), attack: str | None = None,
 
 
 def _attack_reply(attack: Any, msg: Message, reply: Message, pid: int, seed: int) -> None:
-    """Replace the reply's arrays by ``w + attack([], ctx)[0]``, ``ctx.byz_grads`` the
-    client's own update (in place)."""
+    """Replace the reply's arrays by ``w - attack([], ctx)[0]``, ``ctx.byz_grads`` the
+    client's own pseudo-gradient ``w - w_trained`` (in place)."""
     sent = _reply_arrays(msg.content)
     key = next(iter(reply.content.array_records))
     got = reply.content[key]
     keys = list(got.keys())
     w = arrays_to_vector([sent[k].numpy() for k in keys])
     like = [got[k].numpy() for k in keys]
-    x = arrays_to_vector(like, w.dtype) - w
+    x = w - arrays_to_vector(like, w.dtype)
     rnd = int(msg.content.config_records.get("config", ConfigRecord()).get("server-round", 0))
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence(
         [stream_seed(seed, "attack"), pid, rnd]).generate_state(1)[0]))
     ctx = RoundContext(t=max(rnd - 1, 0), n=1, f=1, f_declared=0, byz_grads=x[None],
                        generator=gen)
     b = attack(x.new_zeros(0, x.numel()), ctx)
-    reply.content[key] = _record(keys, vector_to_arrays(w + b[0].to(w.dtype), like))
+    reply.content[key] = _record(keys, vector_to_arrays(w - b[0].to(w.dtype), like))
 
 
 # ---------------------------------------------------------------- a byzbench task as clients
@@ -615,7 +621,7 @@ class TorchTask:
             loss = loss_fn(model(x), y).mean()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         return list(model_arrays(model).values()), len(shard), float(np.mean(losses))
 
     def evaluate(self, arrays: Sequence[np.ndarray], split: str = "test") -> dict[str, float]:

@@ -94,7 +94,7 @@ def sim():
     print(f"\nflower simulation: {len(strategies)} strategies x {N} clients x {ROUNDS} "
           f"rounds in {wall:.1f} s")
     assert set(results) == set(strategies)
-    return strategies, results, init
+    return strategies, results, init, task
 
 
 def _reference(args: dict):
@@ -113,10 +113,10 @@ def _vec(rec: ArrayRecord) -> torch.Tensor:
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_aggregate_equals_byzbench_pipeline(sim, name):
     """Each round, Flower's RobustStrategy aggregate equals byzbench's pipeline (built
-    on its own, state carried across the rounds) on the same updates; honest rows are
-    the clients' replies minus the global model; Flower's next global model (and its
-    final one) is global + aggregate."""
-    strategies, results, init = sim
+    on its own, state carried across the rounds) on the same rows; honest rows are the
+    global model minus the clients' replies; Flower's next global model (and its final
+    one) is global - aggregate."""
+    strategies, results, init, _ = sim
     s, ref = strategies[name], _reference(STRATEGIES[name])
     assert [h.server_round for h in s.history] == list(range(1, ROUNDS + 1))
     g = _vec(init)
@@ -124,26 +124,28 @@ def test_aggregate_equals_byzbench_pipeline(sim, name):
         torch.testing.assert_close(h.global_vector, g, rtol=0, atol=0)
         assert sorted(h.partitions) == list(range(N))
         assert h.byzantine.tolist() == [p in BYZ for p in h.partitions]
-        replies = torch.stack([arrays_to_vector(r) for r in h.replies]) - g
+        replies = g - torch.stack([arrays_to_vector(r) for r in h.replies])
         keep = ~h.byzantine if STRATEGIES[name].get("attack") else torch.ones(N, dtype=bool)
         torch.testing.assert_close(h.updates[keep], replies[keep], rtol=0, atol=0)
         u = ref(h.updates)
         torch.testing.assert_close(h.aggregate, u, rtol=RTOL, atol=ATOL)
-        g = arrays_to_vector(vector_to_arrays(g + u, [init[k].numpy() for k in init.keys()]))
+        g = arrays_to_vector(vector_to_arrays(g - u, [init[k].numpy() for k in init.keys()]))
     torch.testing.assert_close(_vec(results[name].arrays), g, rtol=RTOL, atol=ATOL)
 
 
 def test_bit_flip_clients_and_metrics(sim):
-    """Clients 8 and 9 send minus an honest update (krum's NNM neighbourhoods exclude
-    them: the aggregate is the honest mean, no weight on them); the metrics carry the
-    pipeline's diagnostics (cclip's clipped fraction)."""
-    strategies, results, _ = sim
+    """Clients 8 and 9 send minus their honest update (recomputed here: local training
+    is seeded by client and round); krum after NNM puts no weight on them; the metrics
+    carry the pipeline's diagnostics (cclip's clipped fraction)."""
+    strategies, results, _, task = sim
     s = strategies["krum_nnm"]
     for h in s.history:
-        X = h.updates
-        honest = X[~h.byzantine]
-        # the flipped rows point against the honest mean
-        assert (X[h.byzantine] @ honest.mean(0) < 0).all()
+        like = vector_to_arrays(h.global_vector, h.replies[0])
+        for k in torch.nonzero(h.byzantine).flatten().tolist():
+            honest, _, _ = task.train(like, h.partitions[k], h.server_round)
+            p = h.global_vector - arrays_to_vector(honest)
+            # w - (-p) then w - reply in float32: one rounding of |w| per entry
+            torch.testing.assert_close(h.updates[k], -p, rtol=0, atol=1e-6)
     for r in range(1, ROUNDS + 1):
         m = results["krum_nnm"].train_metrics_clientapp[r]
         assert m["byz_weight"] == 0.0
@@ -157,7 +159,7 @@ def test_alie_hits_krum_harder_than_mean(sim):
     the honest cloud, so krum selects one (Byzantine weight 1, error ||b - mean||) while
     the mean moves f/n of that (weight f/n = 0.2): error(krum) = (n/f) error(mean) = 5x
     in round 1 (same initial model, same honest updates), and krum is worse every round."""
-    strategies, results, _ = sim
+    strategies, results, _, _ = sim
     mean_m, krum_m = (results[k].train_metrics_clientapp for k in ("alie_mean", "alie_krum"))
     for r in range(1, ROUNDS + 1):
         assert krum_m[r]["byz_weight"] == pytest.approx(1.0)
@@ -245,6 +247,10 @@ def test_bad_configs_are_one_line_errors():
     """Unknown names and omniscient attacks on the client fail at construction."""
     with pytest.raises(ConfigError, match="agg=nope"):
         RobustStrategy(agg="nope")
+    with pytest.raises(ConfigError, match="agg.bogus is not a parameter"):
+        RobustStrategy(agg="krum", n=5, agg_options={"bogus": 1})
+    with pytest.raises(ConfigError, match="FLTrust"):
+        RobustStrategy(agg="fltrust", n=5)
     with pytest.raises(ConfigError, match="omniscient attacks run on the server"):
         byzantine_train([1], attack="alie")
     with pytest.raises(ConfigError, match="byzantine"):
