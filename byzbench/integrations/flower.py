@@ -62,7 +62,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
@@ -100,6 +100,7 @@ from byzbench.build import (  # noqa: E402
     stream_seed,
 )
 from byzbench.config import ClusterSpec  # noqa: E402
+from byzbench.stages import SideInputs  # noqa: E402
 
 log = logging.getLogger("byzbench.flower")
 
@@ -297,7 +298,7 @@ class RobustStrategy(FedAvg):
         self.n = n
         self.pipeline = build_pipeline(self.preagg_cfg, self.agg_cfg, n, self.f,
                                        make_generator(self.seed, "agg"))
-        require(getattr(self.pipeline.rule, "server_data", None) is None, "agg",
+        require(self.pipeline.rule.server_data is None, "agg",
                 self.agg_cfg.get("_target_"), "a rule without the server's root data "
                 "(FLTrust): RobustStrategy holds no data")
         self._attack_gen = make_generator(self.seed, "attack")
@@ -305,8 +306,7 @@ class RobustStrategy(FedAvg):
         if self.attack_cfg is not None:
             spec = ClusterSpec(n=n, f=len(self.byzantine), f_declared=self.f)
             self.attack = build_attack(self.attack_cfg, spec, self.num_classes or 0)
-            require(not hasattr(self.attack, "transform_labels")
-                    and not getattr(self.attack, "poisons_data", False), "attack",
+            require(not self.attack.poisons_data, "attack",
                     self.attack_cfg.get("_target_"), "an attack on updates: data poisoning "
                     "runs on the clients (wrap their train function with byzantine_train)")
 
@@ -358,9 +358,14 @@ class RobustStrategy(FedAvg):
         reported = [_reply_metrics(c).get(PARTITION_KEY) for c in contents]
         byz = torch.tensor([o in self.byzantine and r is not None
                             for o, r in zip(owners, reported)], dtype=torch.bool)
+        side = self._side_inputs(byz)
         if self.attack is not None and bool(byz.any()):
-            X = self._attack_rows(X, byz, server_round)
-        u = self._aggregate(X, byz, owners)
+            X = self._attack_rows(X, byz, server_round, side)
+        if "worker_ids" in self.pipeline.needs:  # the real aggregation: row k is owners[k]
+            side = replace(side, worker_ids=torch.tensor(owners))  # a CPU tensor, as the loop
+        if self.pipeline.needs:
+            self.pipeline.observe(side)
+        u = self.pipeline(X)
         out = _record(keys, vector_to_arrays(g - u, glob))
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
         if PARTITION_KEY in metrics:
@@ -372,20 +377,18 @@ class RobustStrategy(FedAvg):
             self.history.append(RoundRecord(server_round, g, rows, reported, X, byz, u))
         return out, metrics
 
-    def _aggregate(self, X: Tensor, byz: Tensor, owners: list[int]) -> Tensor:
-        """``pipeline(X)`` with the side inputs the rule takes (row owners; an honest
-        row for rules that ask for that oracle)."""
-        p = self.pipeline
-        if getattr(p.rule, "needs_honest_row", False):
-            require(self.byzantine, "agg.pivot", "honest", "an oracle known only in "
-                    "simulation: pass byzantine=[...] (the Byzantine partition ids)")
-            p.tell_honest_row(int(torch.nonzero(~byz)[0]))
-        observe = getattr(p.rule, "observe", None)
-        if observe is not None:
-            observe(server_grad=None, worker_ids=torch.tensor(owners))
-        return p(X)
+    def _side_inputs(self, byz: Tensor) -> SideInputs:
+        """The side inputs the stages declare (``Stage.needs``), as the attack's queries
+        may see them (no row owners): an honest row for rules that ask for that oracle
+        (simulation only). No server row: rules with root data are refused at build."""
+        if "honest_row" not in self.pipeline.needs:
+            return SideInputs()
+        require(self.byzantine, "agg.pivot", "honest", "an oracle known only in "
+                "simulation: pass byzantine=[...] (the Byzantine partition ids)")
+        return SideInputs(honest_row=int(torch.nonzero(~byz)[0]))
 
-    def _attack_rows(self, X: Tensor, byz: Tensor, server_round: int) -> Tensor:
+    def _attack_rows(self, X: Tensor, byz: Tensor, server_round: int,
+                     side: SideInputs) -> Tensor:
         """Server-side simulation hook: the designated rows become ``attack(honest,
         ctx)``, the rows kept in reply order (``ctx.perm``: reply row k is row
         ``perm[k]`` of ``cat(honest, byzantine)``)."""
@@ -394,17 +397,15 @@ class RobustStrategy(FedAvg):
         perm = torch.empty_like(order).index_copy_(0, order, torch.arange(len(order)))
         honest = X[h_idx]
         f = len(b_idx)
-        local = bool(getattr(self.attack, "local", False))
-        observe = getattr(self.pipeline.rule, "observe", None)
-        if observe is not None:  # attack queries are not told row owners (as in a run)
-            observe(server_grad=None, worker_ids=None)
+        if self.pipeline.needs:  # queries see the side inputs, not the row owners (a run)
+            self.pipeline.observe(side)
         ctx = RoundContext(t=server_round - 1, n=X.shape[0], f=f, f_declared=self.f,
                            pipeline=self.pipeline, prev_aggregate=self._prev,
-                           byz_grads=X[b_idx] if local else None, generator=self._attack_gen,
+                           byz_grads=X[b_idx] if self.attack.local else None,
+                           generator=self._attack_gen,
                            perm=perm, query_seed=int(torch.randint(
                                0, 2**62, (1,), generator=self._query_gen)),
-                           server_randomness=bool(getattr(self.attack, "server_randomness",
-                                                          False)))
+                           server_randomness=self.attack.server_randomness)
         B = self.attack(honest, ctx)
         if B.shape != (f, X.shape[1]):
             raise RuntimeError(f"attack returned shape {tuple(B.shape)}, expected "
@@ -432,11 +433,15 @@ _POISON: contextvars.ContextVar[Callable[[Tensor, Tensor, int], tuple[Tensor, Te
 
 
 def poison_batch(x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-    """What a client's training loop applies to each batch: the identity, except inside
-    a :func:`byzantine_train` call of a designated client of a data-poisoning attack
-    (``label_flip``: ``y -> C - 1 - y``)."""
+    """What a client's training loop applies to each batch ``(x [B, ...], y [B])``: the
+    identity, except inside a :func:`byzantine_train` call of a designated client of a
+    data-poisoning attack (``poisons_data``), whose ``transform_batch`` then sees it as
+    one Byzantine worker's batch ``[1, B, ...]`` (``label_flip``: ``y -> C - 1 - y``)."""
     fn = _POISON.get()
-    return (x, y) if fn is None else fn(x, y, num_classes)
+    if fn is None:
+        return x, y
+    xp, yp = fn(x.unsqueeze(0), y.unsqueeze(0), num_classes)
+    return xp[0], yp[0]
 
 
 @contextlib.contextmanager
@@ -448,18 +453,6 @@ def _poisoning(fn: Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]] | None
         yield
     finally:
         _POISON.reset(token)
-
-
-def _data_poison(attack: Any) -> Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]] | None:
-    """The attack's data transform: ``transform_batch`` (declared by ``poisons_data``,
-    the contract of issue 18) or today's ``transform_labels``; None for attacks on
-    updates."""
-    if getattr(attack, "poisons_data", False):
-        return attack.transform_batch
-    labels = getattr(attack, "transform_labels", None)
-    if labels is None:
-        return None
-    return lambda x, y, c: (x, labels(y, c))
 
 
 TrainFn = Callable[[Message, Context], Message]
@@ -488,12 +481,16 @@ def byzantine_train(byzantine: Collection[int] = (), attack: str | None = None,
         from hydra.utils import get_object
 
         cls = get_object(str(node.get("_target_")))  # the threat model is a class attribute
-        require(getattr(cls, "local", False) or getattr(cls, "poisons_data", False)
-                or hasattr(cls, "transform_labels"), "attack", attack,
+        require(cls.local or cls.poisons_data, "attack", attack,
                 "a local attack (bit_flip, label_flip): omniscient attacks run on the "
                 "server, RobustStrategy(attack=..., byzantine=[...])")
-        atk = build_attack(node, ClusterSpec(n=1, f=1, f_declared=0), num_classes or 0)
-        poison = _data_poison(atk)
+        try:
+            atk = build_attack(node, ClusterSpec(n=1, f=1, f_declared=0), num_classes or 0)
+        except ConfigError as e:
+            raise ConfigError(f"attack={attack} cannot run on one client alone ({e}): "
+                              "colluding attacks run on the server, RobustStrategy(attack="
+                              "..., byzantine=[...])") from None
+        poison = atk.transform_batch if atk.poisons_data else None
         require(poison is None or num_classes, "num_classes", num_classes,
                 "the number of classes (a data-poisoning attack)")
 
