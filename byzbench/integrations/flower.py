@@ -42,22 +42,27 @@ Byzantine clients (simulation only):
 * omniscient attacks (``alie``, ``ipm``, ``min_max``, ...): ``RobustStrategy(attack=...,
   byzantine=[...])`` replaces the designated clients' updates on the server with
   ``attack(honest_updates, ctx)`` before aggregation, ``ctx`` a
-  ``byzbench.attacks.base.RoundContext`` holding the strategy's real pipeline. A real
-  deployment has no such hook: the server would be simulating its own attacker.
+  ``byzbench.attacks.base.RoundContext`` holding the strategy's real pipeline (and,
+  for colluding local attacks such as ``alie_local``, the designated clients' own rows
+  as ``ctx.byz_grads``). A real deployment has no such hook: the server would be
+  simulating its own attacker.
 
 Clients are identified by their ``partition-id`` (``context.node_config``), which
 :func:`byzantine_train` adds to every reply's metrics (your own ``ClientApp`` must do
 the same for ``byzantine=`` to work).
 
 Offline: importing this module sets ``FLWR_TELEMETRY_ENABLED=0`` and
-``RAY_USAGE_STATS_ENABLED=0`` unless already set (no telemetry leaves the machine), and
-:func:`local_backend_config` starts Ray as a local single-machine cluster.
+``RAY_USAGE_STATS_ENABLED=0`` unless already set (flwr reads the first when it is
+first imported: import this module first, or set it yourself), so no telemetry leaves
+the machine, and :func:`local_backend_config` starts Ray as a local single-machine
+cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import functools
 import logging
 import os
@@ -114,17 +119,23 @@ def compose(*overrides: str, **choices: str | Sequence[str]) -> DictConfig:
     """The run config composed from byzbench's own YAMLs with these group choices and
     command-line overrides (``compose("rounds=5", agg="krum", preagg=["nnm"])`` is what
     ``byzbench rounds=5 agg=krum preagg=[nnm]`` composes), through Hydra, so defaults
-    lists and resolvers apply as in a run."""
+    lists and resolvers apply as in a run. A fresh copy each call (compositions are
+    cached per process)."""
+    choice = [f"{g}={v}" if isinstance(v, str) else f"{g}=[{','.join(v)}]"
+              for g, v in choices.items()]
+    return copy.deepcopy(_compose((*choice, *overrides)))
+
+
+@functools.lru_cache(maxsize=64)
+def _compose(overrides: tuple[str, ...]) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     from byzbench.run import CONF_DIR  # registers the schema and resolvers
 
-    overrides = [*(f"{g}={v}" if isinstance(v, str) else f"{g}=[{','.join(v)}]"
-                   for g, v in choices.items()), *overrides]
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=overrides)
+            return hydra_compose(config_name="config", overrides=list(overrides))
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - Hydra's missing-option error, in one line
@@ -232,7 +243,7 @@ class RobustStrategy(FedAvg):
     FoolsGold's histories) persist across rounds, as in a run.
 
     Args:
-        agg: a rule of ``conf/agg`` (``krum``, ``byzfl/krum``, ...).
+        agg: a rule of ``conf/agg`` (``krum``, ``epfml/cclip``, ...).
         preagg: pre-aggregators of ``conf/preagg``, in order.
         f: the Byzantine count the rule is told (byzbench's ``f_declared``).
         agg_options, preagg_options: overrides of the composed YAMLs.
@@ -607,17 +618,18 @@ class TorchTask:
         shard = shards[pid]
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence(
             [stream_seed(self.seed, "sampling"), pid, server_round]).generate_state(1)[0]))
-        opt = torch.optim.SGD(model.parameters(), lr=self.lr)
+        params = list(model.parameters())
         loss_fn = per_sample_loss_fn(data.task)
         losses = []
         for _ in range(self.local_steps):
             idx = shard[torch.randint(len(shard), (self.batch_size,), generator=gen)]
             x, y = poison_batch(data.prepare(data.x_train[idx]), data.y_train[idx],
                                 data.num_classes)
-            opt.zero_grad()
             loss = loss_fn(model(x), y).mean()
-            loss.backward()
-            opt.step()
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():  # plain SGD, w <- w - lr g (torch.optim's first import
+                for p, g in zip(params, grads):  # costs each Ray worker seconds)
+                    p.sub_(g, alpha=self.lr)
             losses.append(loss.item())
         return list(model_arrays(model).values()), len(shard), float(np.mean(losses))
 
