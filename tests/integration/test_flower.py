@@ -110,6 +110,8 @@ def _vec(rec: ArrayRecord) -> torch.Tensor:
     return arrays_to_vector([rec[k].numpy() for k in rec.keys()])
 
 
+# The Ray simulation (20-30 s of start-up here) is slow: .ci/run runs it with -m flower.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_aggregate_equals_byzbench_pipeline(sim, name):
     """Each round, Flower's RobustStrategy aggregate equals byzbench's pipeline (built
@@ -133,6 +135,7 @@ def test_aggregate_equals_byzbench_pipeline(sim, name):
     torch.testing.assert_close(_vec(results[name].arrays), g, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow
 def test_bit_flip_clients_and_metrics(sim):
     """Clients 8 and 9 send minus their honest update (recomputed here: local training
     is seeded by client and round); krum after NNM puts no weight on them; the metrics
@@ -154,6 +157,7 @@ def test_bit_flip_clients_and_metrics(sim):
         assert 0.0 <= c["cclip_clipped"] <= 1.0 and c["agg_norm"] > 0
 
 
+@pytest.mark.slow
 def test_alie_hits_krum_harder_than_mean(sim):
     """ALIE (Baruch et al., NeurIPS 2019): its f identical rows mean - z std sit inside
     the honest cloud, so krum selects one (Byzantine weight 1, error ||b - mean||) while
