@@ -83,6 +83,17 @@ def register() -> None:
 
 
 BYZ_PER_ROUND = ("sampled", "fixed")
+MAX_WORKERS = 10**6
+BOOL_KEYS = ("eval_train", "progress", "plot", "resume")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Command-line values of the top-level booleans must be true or false: OmegaConf
+    would take ``progress=0`` or ``resume=-1`` as a bool silently."""
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key in BOOL_KEYS:
+            require(value.lower() in ("true", "false"), key, value, "true or false")
 
 
 def _share(count: int, m: int, n: int) -> int:
@@ -133,8 +144,8 @@ def cluster_spec(n_workers: int, byz_frac: float, f_declared: int | None = None,
     """The one place f is derived: ``f = floor(byz_frac * n)`` (so byz_frac=0.2, n=20 ->
     f=4), ``f_declared`` defaults to f; participation and the per-round Byzantine count
     are checked here (see ClusterSpec)."""
-    require(isinstance(n_workers, int) and n_workers >= 1, "cluster.n_workers", n_workers,
-            "an integer >= 1")
+    require(isinstance(n_workers, int) and 1 <= n_workers <= MAX_WORKERS, "cluster.n_workers",
+            n_workers, f"an integer in [1, {MAX_WORKERS}] (one row per worker on one device)")
     require(0.0 <= byz_frac < 1.0, "cluster.byz_frac", byz_frac, "a fraction in [0, 1)")
     f = int(math.floor(byz_frac * n_workers + 1e-9))
     require(n_workers - f >= 1, "cluster.byz_frac", byz_frac,
@@ -172,5 +183,5 @@ def validate_top(cfg: Any) -> None:
             ", ".join(BYZ_DATA))
     require(cfg.grad_path in GRAD_PATHS, "grad_path", cfg.grad_path, ", ".join(GRAD_PATHS))
     t = cfg.threads
-    require(t == "auto" or (isinstance(t, int) and t >= 1), "threads", t,
-            "auto or an integer >= 1")
+    require(t == "auto" or (isinstance(t, int) and 1 <= t <= 1024), "threads", t,
+            "auto or an integer in [1, 1024]")

@@ -24,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from byzbench import ConfigError
-from byzbench.config import register
+from byzbench.config import check_overrides, register
 from byzbench.metrics import versions, write_summary
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -57,6 +57,7 @@ def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any],
     from byzbench.build import build_experiment
     from byzbench.loop import train
 
+    check_overrides(list(overrides or []))
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     summary: dict[str, Any] = {
@@ -105,6 +106,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except Exception as e:  # noqa: BLE001 - one failing run must not stop a sweep
         _write_failed(out_dir, cfg, choices, f"{type(e).__name__}: {e}", traceback.format_exc(),
                       overrides=overrides)
+        if not multirun and _out_of_memory(e):
+            print(f"byzbench: error: out of memory ({type(e).__name__}): the setting asks for "
+                  "more than this machine has (batch_size, cluster.n_workers, model size)",
+                  file=sys.stderr)
+            sys.exit(2)
         if not multirun:
             raise
         log.error("run failed: %s: %s", type(e).__name__, e)
@@ -125,6 +131,11 @@ class SweepDirCallback(Callback):
         sweep = str(Path(str(config.hydra.sweep.dir)).absolute())
         print(f"byzbench: sweep dir {sweep}\nbyzbench: report with: byzbench-report "
               f"{shlex.quote(sweep)}")
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
+        "allocate" in str(e) or "out of memory" in str(e)))
 
 
 def _objective(final: dict[str, Any]) -> float | None:
