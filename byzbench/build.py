@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from byzbench import ConfigError, require
 from byzbench.aggregators.base import Pipeline
+from byzbench.backdoor.triggers import input_range
 from byzbench.config import ClusterSpec, cluster_spec, validate_top
 
 ALLOWED_TARGETS = ("byzbench.", "torch.optim.")
@@ -145,16 +146,19 @@ def hold_out_root(agg_cfg: Any, data: Any,
     return root, torch.nonzero(keep).flatten()
 
 
-def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Any:
+def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int, data: Any = None) -> Any:
     """The attack, optionally wrapped in the generic per-round scale tuner. The key
-    ``server_randomness`` (any attack) sets what its pipeline queries may see."""
+    ``server_randomness`` (any attack) sets what its pipeline queries may see. With
+    ``data``, attacks that take them get the input shape and ``input_range()``."""
     node = _plain(attack_cfg)
     tune = node.pop("tune", None)
     server_randomness = node.pop("server_randomness", False)
     require(isinstance(server_randomness, bool), "attack.server_randomness",
             server_randomness, "true or false")
+    shapes = {} if data is None else dict(
+        input_shape=data.input_shape, input_range=lambda: input_range(data))
     attack = instantiate_component(node, "attack", n=spec.n, f=spec.f,
-                                   f_declared=spec.f_declared, num_classes=num_classes)
+                                   f_declared=spec.f_declared, num_classes=num_classes, **shapes)
     if tune:
         extra = tune if isinstance(tune, dict) else {}
         attack = instantiate_component(
@@ -264,9 +268,9 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     algo_cfg = cfg.get("algorithm") or {"_target_": "byzbench.algorithms.dsgd.DSGD"}
     workers = instantiate_component(algo_cfg, "algorithm", model=model, task=data.task,
                                     grad_path=info["grad_path"])
-    attack = build_attack(cfg.attack, spec, data.num_classes)
-    if byz_data == "none" and spec.f > 0 and (getattr(attack, "local", False)
-                                              or hasattr(attack, "transform_labels")):
+    attack = build_attack(cfg.attack, spec, data.num_classes, data)
+    poisons = getattr(attack, "poisons_data", False)  # threat model, chosen here once
+    if byz_data == "none" and spec.f > 0 and (getattr(attack, "local", False) or poisons):
         raise ConfigError(
             "cluster.byz_data='none' is invalid for this attack: its Byzantine workers "
             "compute gradients on their own data (local threat model); use shard or iid")
@@ -286,6 +290,8 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         worker_momentum=float(cfg.worker_momentum),
         worker_momentum_style=str(cfg.worker_momentum_style), f_star=f_star,
         progress=bool(cfg.progress), workers=workers,
+        poison=attack.transform_batch if poisons else None,
+        evaluators=attack.evaluators() if poisons else [],
         participation=Participation(spec.n, spec.f, spec.per_round, spec.f_fixed_round,
                                     spec.byz_per_round, make_generator(seed, "participation"),
                                     device),

@@ -59,6 +59,11 @@ class Experiment:
     log: MetricsLog = field(default_factory=MetricsLog)
     workers: Workers | None = None  # built from ``algorithm=`` (None: DSGD, vmap path)
     participation: Participation | None = None  # None: every client, every round
+    # Byzantine rows' batches -> poisoned batches (attack.transform_batch when the attack
+    # declares poisons_data; label flipping, backdoor triggers), chosen at build time.
+    poison: Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]] | None = None
+    # (model, theta, data, split) -> extra metrics of an evaluation (e.g. a backdoor's asr)
+    evaluators: list[Callable[..., dict[str, Tensor]]] = field(default_factory=list)
     # lap(part): charge the time since the previous lap to ``part`` (scripts/profile_round.py).
     lap: Callable[[str], None] | None = None
 
@@ -115,7 +120,7 @@ def _no_lap(part: str) -> None:
 def _draw(exp: Experiment, ids: Tensor, n_h: int, transform: Callable | None,
           lap: Callable[[str], None] = _no_lap):
     """``draw()`` for one round: the next minibatch ``(X [m, B, ...], Y [m, B])`` of
-    clients ``ids`` (honest first), Byzantine rows' labels through ``transform``. Laps:
+    clients ``ids`` (honest first), Byzantine rows' ``(x, y)`` through ``transform``. Laps:
     the work since the previous draw (a local step) is ``gradients``."""
     data = exp.data
 
@@ -125,8 +130,8 @@ def _draw(exp: Experiment, ids: Tensor, n_h: int, transform: Callable | None,
         lap("sampling")
         X, Y = data.prepare(data.x_train[idx]), data.y_train[idx]
         if transform is not None and len(ids) > n_h:  # the server's row (if any) stays
-            Y = torch.cat([Y[:n_h], transform(Y[n_h:len(ids)], data.num_classes),
-                           Y[len(ids):]])
+            b = slice(n_h, len(ids))  # X, Y are fresh gathers: written in place
+            X[b], Y[b] = transform(X[b], Y[b], data.num_classes)
         lap("batch")
         return X, Y
 
@@ -139,7 +144,7 @@ def train(exp: Experiment) -> Result:
     from byzbench.algorithms.dsgd import DSGD
 
     spec, data, log = exp.spec, exp.data, exp.log
-    transform = getattr(exp.attack, "transform_labels", None)
+    transform = exp.poison
     local = bool(getattr(exp.attack, "local", False)) or transform is not None
     workers = exp.workers or DSGD(exp.model, data.task)
     participation = exp.participation or Participation(
@@ -156,6 +161,8 @@ def train(exp: Experiment) -> Result:
         splits = ("test",) + ("val",) * (data.y_val is not None) + ("train",) * exp.eval_train
         for split in splits:
             res = evaluate(exp.model, theta, data, split)
+            for ev in exp.evaluators:
+                res.update(ev(exp.model, theta, data, split))
             for k, v in res.items():
                 log.add(t, split, f"{k}_full" if split == "train" else k, v)
             if split == "train" and exp.f_star is not None:
@@ -283,8 +290,8 @@ def train(exp: Experiment) -> Result:
         bar.close()
     log.flush()
     final = {}
-    for split, metric in (("test", "accuracy"), ("test", "loss"), ("val", "accuracy"),
-                          ("val", "loss"), ("train", "loss"),
+    for split, metric in (("test", "accuracy"), ("test", "loss"), ("test", "asr"),
+                          ("val", "accuracy"), ("val", "loss"), ("val", "asr"), ("train", "loss"),
                           ("train", "loss_full"), ("train", "opt_gap")):
         v = log.last(split, metric)
         if v is not None:

@@ -12,10 +12,12 @@ import pandas as pd  # noqa: E402
 
 
 def convergence_plot(metrics_csv: Path, out: Path, title: str = "") -> None:
-    """Train/test loss (log scale) and test accuracy versus round."""
+    """Train/test loss (log scale) and test accuracy (with a backdoor's attack success
+    rate beside it, when logged) versus round."""
     df = pd.read_csv(metrics_csv)
     panels = [("loss", [("train", "loss"), ("test", "loss"), ("train", "loss_full")]),
-              ("accuracy", [("test", "accuracy")]), ("optimality gap", [("train", "opt_gap")])]
+              ("accuracy", [("test", "accuracy"), ("test", "asr")]),
+              ("optimality gap", [("train", "opt_gap")])]
     panels = [(name, [(s, m) for s, m in series
                       if ((df.split == s) & (df.metric == m)).any()]) for name, series in panels]
     panels = [p for p in panels if p[1]]

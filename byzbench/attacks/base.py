@@ -11,9 +11,12 @@ Optional class attributes read by the training loop:
   gradient on its own data shard (same vectorized pass as the honest workers) and the
   attack receives them as ``ctx.byz_grads [f, d]``. Default ``False`` (omniscient:
   the attack sees every honest gradient of the round).
-* ``transform_labels(y: Tensor, num_classes: int) -> Tensor`` - applied to the
-  Byzantine workers' labels inside the vectorized gradient pass (label flipping).
-  Implies ``local``.
+* ``poisons_data: bool`` with ``transform_batch(x, y, num_classes) -> (x, y)`` and
+  ``evaluators()`` - data poisoning (:class:`DataPoisoning`): the Byzantine workers'
+  minibatches ``x [r, B, ...], y [r, B]`` go through ``transform_batch`` inside the
+  vectorized gradient pass (label flipping, backdoor triggers), and ``evaluators()``
+  lists extra metrics of every evaluation (a backdoor's ``asr``). Read once by
+  ``byzbench.build``. Implies ``local``.
 * ``byz_momentum: bool`` - under worker momentum, whether ``ctx.byz_grads`` holds the
   Byzantine workers' momentum (``True``, the default when absent) or their raw
   gradients (``False``).
@@ -129,6 +132,24 @@ class Attack(Protocol):
     """``honest [n_h, d], ctx -> [f, d]``."""
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor: ...
+
+
+class DataPoisoning:
+    """Base of data-poisoning attacks (local threat model): declares ``poisons_data``
+    and the hook the loop calls on the Byzantine rows of every minibatch."""
+
+    local = True
+    poisons_data = True
+
+    def transform_batch(self, x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+        """``x [r, B, *input_shape], y [r, B]`` of the round's r Byzantine workers ->
+        their poisoned ``(x, y)`` (new tensors, or the inputs unchanged)."""
+        raise NotImplementedError
+
+    def evaluators(self) -> list[Callable]:
+        """Extra evaluations ``(model, theta, data, split) -> dict[str, Tensor]`` of the
+        run (logged under each split); none by default."""
+        return []
 
 
 def repeat_rows(b: Tensor, f: int) -> Tensor:

@@ -6,13 +6,14 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import own_grads
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import DataPoisoning, RoundContext
 
 
-class LabelFlip:
+class LabelFlip(DataPoisoning):
     """Each Byzantine worker sends its honest-protocol gradient computed on its own shard
     with every label replaced by ``C - 1 - y`` (C classes). The loop applies
-    ``transform_labels`` to the Byzantine workers' labels inside the same vectorized
+    ``transform_batch`` (labels through ``transform_labels``, inputs unchanged) to the
+    Byzantine workers' batches inside the same vectorized
     gradient pass as the honest workers, and the attack returns those gradients
     (``ctx.byz_grads``) unchanged.
 
@@ -40,6 +41,10 @@ class LabelFlip:
     def transform_labels(y: Tensor, num_classes: int) -> Tensor:
         """``y -> num_classes - 1 - y`` (new tensor; integer labels in [0, C))."""
         return (num_classes - 1) - y
+
+    def transform_batch(self, x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+        """``(x, C - 1 - y)``."""
+        return x, self.transform_labels(y, num_classes)
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         return own_grads(honest, ctx, "label_flip")

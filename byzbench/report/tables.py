@@ -17,6 +17,12 @@ def higher_is_better(metric: str) -> bool:
     return "accuracy" in metric
 
 
+def is_rate(metric: str) -> bool:
+    """Metrics in [0, 1] whatever the run: accuracies and a backdoor's ``asr`` (lower is
+    better for the defender, so minimized by ``higher_is_better``)."""
+    return "accuracy" in metric or metric.endswith("asr")
+
+
 def default_metric(runs: pd.DataFrame) -> str:
     """``test_accuracy`` for classification sweeps, else ``test_loss``."""
     if "final_test_accuracy" in runs and runs["final_test_accuracy"].notna().any():
