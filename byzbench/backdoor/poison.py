@@ -29,16 +29,21 @@ TRIGGER_KEYS: dict[str, dict[str, Any]] = {
 }
 
 
-def check_trigger(spec: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    """``(kind, keys with defaults)`` of a trigger node; one line naming a bad key."""
+def check_trigger(spec: dict[str, Any] | None,
+                  default_kind: str = "pixel") -> tuple[str, dict[str, Any]]:
+    """``(kind, that kind's keys with defaults)`` of a trigger node ``{kind: K, pixel:
+    {...}, blended: {...}, dba: {...}}`` (one block per kind, so that switching
+    ``kind`` on the command line keeps every block valid); one line naming a bad key."""
     spec = dict(spec or {})
-    kind = spec.pop("kind", "pixel")
+    kind = spec.pop("kind", default_kind)
     require(kind in TRIGGER_KEYS, "attack.trigger.kind", kind, f"one of {tuple(TRIGGER_KEYS)}")
-    allowed = TRIGGER_KEYS[kind]
-    for k in spec:
-        require(k in allowed, f"attack.trigger.{k}", spec[k],
-                f"not a key of a {kind} trigger: allowed {', '.join(allowed)}")
-    return kind, {**allowed, **spec}
+    for name, block in spec.items():
+        require(name in TRIGGER_KEYS and isinstance(block, dict), f"attack.trigger.{name}",
+                block, f"kind, or a block of keys for one of {tuple(TRIGGER_KEYS)}")
+        for k in block:
+            require(k in TRIGGER_KEYS[name], f"attack.trigger.{name}.{k}", block[k],
+                    f"not a key of a {name} trigger: allowed {', '.join(TRIGGER_KEYS[name])}")
+    return kind, {**TRIGGER_KEYS[kind], **spec.get(kind, {})}
 
 
 class TriggerSet:
@@ -49,15 +54,16 @@ class TriggerSet:
     """
 
     def __init__(self, spec: dict[str, Any], input_shape: tuple[int, ...],
-                 input_range: Callable[[], tuple[Tensor, Tensor]] | None):
-        kind, p = check_trigger(spec)
+                 input_range: Callable[[], tuple[Tensor, Tensor]] | None,
+                 default_kind: str = "pixel"):
+        kind, p = check_trigger(spec, default_kind)
         self.kind, self.params = kind, p
         lo = None if input_range is None else (lambda: input_range()[0])
         hi = None if input_range is None else (lambda: input_range()[1])
 
         def val(key: str) -> float | Tensor:
             v = p[key]
-            return T.resolve_value(v, lo if v == "min" else hi, f"attack.trigger.{key}")
+            return T.resolve_value(v, lo if v == "min" else hi, f"attack.trigger.{kind}.{key}")
 
         self.parts: list[T.Trigger]
         if kind == "pixel":
@@ -96,7 +102,8 @@ class Backdoor(DataPoisoning):
     :meth:`evaluators` (the ASR on the full trigger, logged as ``asr``).
 
     Args:
-        trigger: ``{kind: pixel|blended|dba, ...}`` (``TRIGGER_KEYS``).
+        trigger: ``{kind: pixel|blended|dba, pixel: {...}, blended: {...}, dba: {...}}``
+            (``TRIGGER_KEYS``; a missing block or key takes its default).
         target: the target label.
         poison_frac: fraction of each Byzantine batch poisoned, in [0, 1].
         byz_momentum: under worker momentum, send the momentum (FLB) instead of the raw
@@ -117,12 +124,12 @@ class Backdoor(DataPoisoning):
         require(0.0 <= poison_frac <= 1.0, "attack.poison_frac", poison_frac, "a value in [0, 1]")
         self.target, self.poison_frac = int(target), float(poison_frac)
         self.byz_momentum = bool(byz_momentum)
-        spec = {"kind": self.default_kind, **(trigger or {})}
-        check_trigger(spec)
+        spec = trigger or {}
+        check_trigger(spec, self.default_kind)
         # Built from the dataset's input shape (injected by build; None: a run-less use
         # of the attack, e.g. on gradients alone, which never poisons a batch).
         self.triggers = (None if input_shape is None
-                         else TriggerSet(spec, tuple(input_shape), input_range))
+                         else TriggerSet(spec, tuple(input_shape), input_range, self.default_kind))
 
     def transform_batch(self, x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
         """``x [r, B, *input_shape], y [r, B]`` of the round's r Byzantine clients ->

@@ -48,7 +48,7 @@ def test_badnets_under_dsgd_and_label_flip_has_no_asr(tmp_path):
 def test_badnets_implants_the_backdoor_on_digits(tmp_path):
     over = ["algorithm=fedavg", "algorithm.local_steps=5", "solver.lr=1", "rounds=50",
             "eval_every=50", "progress=false", "plot=false", "attack=badnets",
-            "attack.trigger.size=2", "agg=mean"]
+            "attack.trigger.pixel.size=2", "agg=mean"]
     from byzbench.run import execute
 
     bad = execute(compose_cfg(*over), tmp_path / "bad", {})["final"]

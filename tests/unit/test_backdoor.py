@@ -75,8 +75,12 @@ def test_trigger_errors_name_the_parameter():
         T.pixel_trigger((1, 8, 8), 2, 1.0, "middle")
     with pytest.raises(ConfigError, match="attack.size"):
         T.dba_masks((1, 8, 8), 4, 4, 2)
-    with pytest.raises(ConfigError, match="attack.trigger.sizes"):
-        TriggerSet({"kind": "pixel", "sizes": 2}, (64,), None)
+    with pytest.raises(ConfigError, match="attack.trigger.pixel.sizes"):
+        TriggerSet({"kind": "pixel", "pixel": {"sizes": 2}}, (64,), None)
+    with pytest.raises(ConfigError, match="attack.trigger.kind"):
+        TriggerSet({"kind": "square"}, (64,), None)
+    with pytest.raises(ConfigError, match="attack.trigger.dba.position"):  # any block checked
+        TriggerSet({"kind": "pixel", "dba": {"position": "top_left"}}, (64,), None)
 
 
 def test_blended_trigger():
@@ -99,7 +103,8 @@ def test_dba_parts_mnist_layout_and_union():
     assert T.union(masks).sum() == 16
     one_d = T.dba_masks((20,), 3, 2, 1, shift=1)
     assert [torch.nonzero(m).flatten().tolist() for m in one_d] == [[1, 2], [4, 5], [7, 8]]
-    ts = TriggerSet({"kind": "dba", "parts": 2, "size": 2, "gap": 1, "value": 1.0}, (1, 8, 8), None)
+    ts = TriggerSet({"kind": "dba", "dba": {"parts": 2, "size": 2, "gap": 1, "value": 1.0}},
+                    (1, 8, 8), None)
     rows = ts.rows(3).apply(torch.zeros(3, 1, 1, 8, 8))
     assert rows[0, 0, 0, 0, :2].sum() == 2 and rows[0].sum() == 2
     assert rows[1, 0, 0, 0, 3:5].sum() == 2 and rows[1].sum() == 2
@@ -118,7 +123,7 @@ def test_value_max_is_the_largest_model_input_per_channel():
 
 
 def test_transform_batch_poisons_the_first_fraction_of_each_row():
-    b = Backdoor(trigger={"kind": "pixel", "size": 1, "value": 9.0}, target=6, poison_frac=0.5,
+    b = Backdoor(trigger={"pixel": {"size": 1, "value": 9.0}}, target=6, poison_frac=0.5,
                  num_classes=10, input_shape=(4,))
     x = torch.zeros(2, 4, 4)
     y = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
@@ -209,8 +214,8 @@ def test_backdoors_found():
 def test_every_backdoor_against_every_rule(path, rule):
     n, f, d = 15, 3, 20
     node = OmegaConf.to_container(OmegaConf.load(path))
-    small = {"pixel": {"size": 2}, "dba": {"size": 2, "gap": 1}, "blended": {}}
-    node["trigger"] = {**node["trigger"], **small[node["trigger"]["kind"]]}
+    node["trigger"]["pixel"]["size"] = 2
+    node["trigger"]["dba"].update(size=2, gap=1)
     attack = instantiate_component(node, "attack", n=n, f=f, num_classes=10,
                                    input_shape=(1, 8, 8),
                                    input_range=lambda: (torch.tensor([-1.0]), torch.tensor([3.0])))
