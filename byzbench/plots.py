@@ -20,7 +20,8 @@ def convergence_plot(metrics_csv: Path, out: Path, title: str = "") -> None:
               ("optimality gap", [("train", "opt_gap")])]
     panels = [(name, [(s, m) for s, m in series
                       if ((df.split == s) & (df.metric == m)).any()]) for name, series in panels]
-    panels = [p for p in panels if p[1]]
+    panels = [(name + " / asr" if ("test", "asr") in series else name, series)
+              for name, series in panels if series]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (name, series) in zip(axes[0], panels):
         for s, m in series:

@@ -63,11 +63,12 @@ def final_table(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFra
 
 def worst_case(final: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
     """Per (group, rule): the attack with the worst mean final ``metric`` (min accuracy,
-    max loss) among the attacks that ran, and that mean and sd."""
+    max loss) among the attacks that ran and logged it (a backdoor's ``asr`` is not
+    logged under ``attack=none``), and that mean and sd."""
     higher = higher_is_better(metric)
     out = []
     for (g, rule), d in final.groupby(["group", "rule"], sort=False):
-        d = d[d["n_seeds"] > 0]
+        d = d[(d["n_seeds"] > 0) & (d["mean"].notna() | (d["n_diverged"] > 0))]
         if d.empty:
             continue
         i = d["mean"].fillna(-np.inf if higher else np.inf)

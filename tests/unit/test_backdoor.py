@@ -234,3 +234,16 @@ def test_every_backdoor_against_every_rule(path, rule):
     out = agg(torch.cat([honest, byz]))
     assert out.shape == (d,) and torch.isfinite(out).all()
     assert len(attack.evaluators()) == 1
+
+
+def test_worst_case_asr_skips_attacks_that_log_none():
+    import pandas as pd
+
+    from byzbench.report.tables import higher_is_better, is_rate, worst_case
+
+    final = pd.DataFrame({"group": "g", "rule": "mean", "attack": ["none", "badnets", "dba"],
+                          "mean": [float("nan"), 0.9, 0.4], "sd": 0.0, "n_seeds": 3,
+                          "n_failed": 0, "n_diverged": 0})
+    w = worst_case(final, "test_asr")
+    assert w["worst_attack"].tolist() == ["badnets"] and w["mean"].tolist() == [0.9]
+    assert is_rate("test_asr") and not higher_is_better("test_asr")
