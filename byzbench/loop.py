@@ -59,6 +59,9 @@ class Experiment:
     f_star: float | None = None
     progress: bool = True
     log: MetricsLog = field(default_factory=MetricsLog)
+    # (model, theta, data, split) -> extra metrics of every evaluation (a backdoor's asr),
+    # the attack's ``evaluators()`` chosen at build time.
+    evaluators: list[Callable[..., dict[str, Tensor]]] = field(default_factory=list)
     # The one timer: lap(part) charges the time since the previous lap to ``part``
     # (scripts/profile_round.py); None: no timing.
     lap: Callable[[str], None] | None = None
@@ -154,11 +157,8 @@ def _draw(exp: Experiment, ids: Tensor, n_h: int, lap: Callable[[str], None] = _
         lap("sampling")
         X, Y = data.prepare(data.x_train[idx]), data.y_train[idx]
         if poison:  # the server's row (if any) stays as it is
-            m = len(ids)
-            xb, yb = attack.transform_batch(X[n_h:m], Y[n_h:m], data.num_classes)
-            Y = torch.cat([Y[:n_h], yb, Y[m:]])
-            if xb is not X[n_h:m]:
-                X = torch.cat([X[:n_h], xb, X[m:]])
+            b = slice(n_h, len(ids))  # X, Y are fresh gathers: written in place
+            X[b], Y[b] = attack.transform_batch(X[b], Y[b], data.num_classes)
         lap("batch")
         return X, Y
 
@@ -265,6 +265,8 @@ def do_eval(exp: Experiment, t: int) -> None:
     splits = ("test",) + ("val",) * (data.y_val is not None) + ("train",) * exp.eval_train
     for split in splits:
         res = evaluate(exp.model, exp.theta, data, split)
+        for ev in exp.evaluators:
+            res.update(ev(exp.model, exp.theta, data, split))
         for k, v in res.items():
             exp.log.add(t, split, f"{k}_full" if split == "train" else k, v)
         if split == "train" and exp.f_star is not None:
@@ -350,8 +352,9 @@ def _show(bar: Any, log: MetricsLog) -> None:
                         acc=f"{(log.last('test', 'accuracy') or float('nan')):.3f}")
 
 
-FINAL = (("test", "accuracy"), ("test", "loss"), ("val", "accuracy"), ("val", "loss"),
-         ("train", "loss"), ("train", "loss_full"), ("train", "opt_gap"))
+FINAL = (("test", "accuracy"), ("test", "loss"), ("test", "asr"), ("val", "accuracy"),
+         ("val", "loss"), ("val", "asr"), ("train", "loss"), ("train", "loss_full"),
+         ("train", "opt_gap"))
 
 
 def final_metrics(log: MetricsLog) -> dict[str, float]:
