@@ -462,6 +462,23 @@ def sample_columns(d: int, k: int, generator: torch.Generator, device: torch.dev
     return torch.as_tensor(idx, device=device)
 
 
+def random_projections(x: Tensor, bad: np.ndarray, k: int,
+                       generator: torch.Generator) -> np.ndarray:
+    """``[n, k]`` float64: the finite rows minus their mean, projected on ``k`` random unit
+    directions (standard Gaussian vectors, normalized, drawn from ``generator``): the
+    start vectors of ``k`` power iterations in the ``n``-dimensional form of the rules
+    that work on a Gram matrix (``(x_i - m) . v``; any common ``m`` gives the same
+    centered quantities). Non-finite rows get 0."""
+    d = x.shape[1]
+    v = torch.randn(d, k, generator=generator, device=generator.device,
+                    dtype=x.dtype if x.dtype.is_floating_point else torch.float32).to(x.device)
+    v = v / torch.linalg.vector_norm(v, dim=0, keepdim=True)
+    good = torch.as_tensor(~bad, device=x.device)
+    m = x[good].mean(dim=0) if bool(good.any()) else torch.zeros_like(x[0])
+    xc = torch.where(good[:, None], x - m, torch.zeros((), dtype=x.dtype, device=x.device))
+    return host.to_host(xc @ v.to(x.dtype), torch.float64).numpy()
+
+
 def gather_cols(x: Tensor, idx: Tensor) -> np.ndarray:
     """Columns ``idx`` (last dimension) of ``x`` as float64 numpy (numpy take on CPU: a
     small torch op on a busy machine waits ~10 ms for intra-op threads; numpy runs in the

@@ -25,9 +25,11 @@ class Tuned:
     with its scale attribute (the attack's ``scale_param``: alie ``z``, ipm ``eps``,
     seesaw ``lam``, finite_norm ``gamma``, min_max/min_sum ``gamma``, ...) set to v.
     The search is ``search.maximize`` (``search: scan``: log-spaced scan, refinement,
-    bisection on the cliff; ``search: lpd``: ByzantineMomentum's / ByzFL's
-    ``line_maximize`` from ``start`` with step ``delta``), at most ``budget`` pipeline
-    evaluations per round. Every candidate sees the same random numbers
+    bisection on the cliff; ``search: lpd``: ByzantineMomentum's ``line_maximize``, whose
+    contraction steps back and forth; ``search: byzfl``: ByzFL 0.0.11's ``Optimal_*``
+    line search, whose contraction only steps forward; both from ``start`` with step
+    ``delta`` and contraction ``ratio``), at most ``budget`` pipeline evaluations per
+    round. Every candidate sees the same random numbers
     (``ctx.generator`` is rewound before each call), so the result is deterministic.
     Attributes the attack lists in ``scale_overrides`` are set once on a private copy
     (e.g. seesaw ``magnitude=fixed``, so ``lam`` is used). Scales that are lengths are in
@@ -38,13 +40,14 @@ class Tuned:
         budget: pipeline evaluations per round (>= 2; BM 16, ByzFL 20).
         lo, hi: scan range, 0 < lo < hi; defaults from the attack's ``scale_range``.
         param: name of the scale attribute (default: ``attack.scale_param``).
-        search: ``scan | lpd``.
-        start, delta: ``lpd`` only (BM: 0 and 1; ByzFL: 0 and 10).
+        search: ``scan | lpd | byzfl``.
+        start, delta, ratio: ``lpd`` / ``byzfl`` only (BM: 0, 1, 0.8; ByzFL: 0, 10, 0.8).
 
     ``last_scale`` / ``last_evals`` hold the chosen scale and evaluations spent.
 
     Reference: the "optimal"/tuned attack variants of El Mhamdi et al. (ICML 2018), and
-    ``Optimal_*`` attacks of ByzFL / ``line_maximize`` of LPD-EPFL's ByzantineMomentum;
+    ``Optimal_*`` attacks of ByzFL 0.0.11 (``search: byzfl``) / ``line_maximize`` of
+    LPD-EPFL's ByzantineMomentum (``search: lpd``);
     the objective is theirs (distance of the aggregate from the honest mean).
     """
 
@@ -58,6 +61,7 @@ class Tuned:
         search: str = "scan",
         start: float = 0.0,
         delta: float = 1.0,
+        ratio: float = 0.8,
     ):
         param = param or getattr(attack, "scale_param", None)
         require(param is not None and hasattr(attack, param), "attack.tune.param", param,
@@ -68,11 +72,13 @@ class Tuned:
         check_search(search, lo, hi, budget, "attack.tune")
         require(start >= 0, "attack.tune.start", start, ">= 0")
         require(delta > 0, "attack.tune.delta", delta, "> 0")
+        require(0 < ratio < 1, "attack.tune.ratio", ratio, "in (0, 1)")
         self.attack = copy.deepcopy(attack)
         for k, v in getattr(attack, "scale_overrides", {}).items():
             setattr(self.attack, k, v)
         self.param, self.budget, self.lo, self.hi = param, int(budget), lo, hi
         self.search, self.start, self.delta = search, float(start), float(delta)
+        self.ratio = float(ratio)
         self.local = bool(getattr(attack, "local", False))
         self.last_scale: float | None = None
         self.last_evals: int | None = None
@@ -101,7 +107,7 @@ class Tuned:
             return torch.linalg.vector_norm(aggs - mu, dim=1)
 
         res = maximize(damage, self.lo, self.hi, self.budget, self.search,
-                       start=self.start, delta=self.delta)
+                       start=self.start, delta=self.delta, ratio=self.ratio)
         self.last_scale, self.last_evals = res.x, res.evals
         return run(res.x)
 
