@@ -37,6 +37,7 @@ SHAPES = {
     "epfml_cnn": (1, 10, 10),
     "byzfl_cnn_mnist": (1, 16, 16),
     "byzfl_fc_mnist": (1, 6, 6),
+    "cnn1d": (40,),
 }
 BATCH_NORM = {"resnet20_bn"}  # running statistics: loop path only (test_batch_norm_*)
 
