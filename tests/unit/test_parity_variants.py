@@ -157,3 +157,13 @@ def test_byzfl_search_forward_only_step_for_step():
     seen.clear()
     lpd = maximize(pointwise(obj), 0.01, 10.0, 20, method="lpd", start=0.0, delta=10.0)
     assert lpd.x != pytest.approx(r.x)  # BM's back-and-forth contraction lands elsewhere
+
+
+def test_caf_power1_batched_queries_equal_single_queries():
+    from byzbench.aggregators.base import Pipeline
+
+    xs = torch.randn(3, 9, 12, dtype=f64)
+    pipe = Pipeline([], CAF(9, 2, eigen="power1", generator=torch.Generator().manual_seed(2)))
+    batched = pipe.query_batch(xs)
+    single = torch.stack([pipe.query(x) for x in xs])
+    assert torch.allclose(batched, single, rtol=0, atol=1e-12)
