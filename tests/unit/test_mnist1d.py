@@ -86,7 +86,7 @@ def test_cnn1d_shapes_and_parameter_count():
         cnn((40,), 10, kernels=[50])
 
 
-def test_cli_tiny_run_offline(tmp_path):
+def test_cli_tiny_run_offline(tmp_path, one_thread):
     from hydra import compose, initialize_config_dir
 
     from byzbench.run import CONF_DIR, execute
@@ -106,7 +106,7 @@ PUBLISHED = {"logreg": 0.32, "mnist1d/mlp": 0.68, "cnn1d": 0.94}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(PUBLISHED))
-def test_published_accuracy_within_four_points(tmp_path, model):
+def test_published_accuracy_within_four_points(tmp_path, model, one_thread):
     """The benchmark's protocol: Adam, lr 1e-2, batch 100, 6000 steps, full set (one
     worker, no attack). Measured: logreg 0.321, MLP 0.664, CNN 0.942 (about 90 s each)."""
     from hydra import compose, initialize_config_dir
