@@ -51,6 +51,7 @@ from byzbench.kernels.rows import (  # noqa: F401
     combine,
     gather_cols,
     one_hot,
+    random_projections,
     reusable,
     sample_columns,
     to_np,
