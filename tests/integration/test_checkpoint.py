@@ -53,7 +53,7 @@ CONFIGS = {
     "seesaw_krum": ["attack=seesaw", "agg=krum"],
     "foolsgold": ["attack=label_flip", "agg=foolsgold", "cluster.n_workers=12",
                   "cluster.participation=0.5", "cluster.byz_per_round=fixed"],
-    "clipped_clustering_mimic": ["attack=mimic", "attack.warmup=8", "agg=clipped_clustering"],
+    "clipped_clustering_sparse": ["attack=sparse", "agg=clipped_clustering"],
     "dropout_epfml_cnn": ["model=epfml_cnn", "dataset.flatten=false", "attack=alie",
                           "agg=median"],
 }
