@@ -112,25 +112,6 @@ def from_plain(obj: Any) -> Any:
 
 # ---------------------------------------------------------------- experiment state
 
-def _log_state(exp: Experiment) -> dict[str, Any]:
-    """The metrics rows as columns: rounds, an index into the (split, metric) names,
-    values (float64: every logged value is a Python float, kept exactly)."""
-    exp.log.flush()
-    names: dict[tuple[str, str], int] = {}
-    keys = [names.setdefault((s, m), len(names)) for _, s, m, _ in exp.log.rows]
-    return {"t": torch.tensor([r[0] for r in exp.log.rows], dtype=torch.long),
-            "key": torch.tensor(keys, dtype=torch.long),
-            "value": torch.tensor([r[3] for r in exp.log.rows], dtype=torch.float64),
-            "names": [list(k) for k in names]}
-
-
-def _load_log(exp: Experiment, st: dict[str, Any]) -> None:
-    names = [tuple(k) for k in st["names"]]
-    exp.log.rows = [(t, *names[k], v) for t, k, v in zip(st["t"].tolist(), st["key"].tolist(),
-                                                        st["value"].tolist())]
-    exp.log._pending.clear()
-
-
 def _generators(exp: Experiment) -> dict[str, torch.Generator | None]:
     """Every generator the round draws from outside the stages (theirs are in their
     state_dicts)."""
@@ -155,7 +136,7 @@ def experiment_state(exp: Experiment, rs: RoundState) -> dict[str, Any]:
                        for k, g in _generators(exp).items()},
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-        "log": _log_state(exp),
+        "log": exp.log.state_dict(),
     }
     return to_plain(state)
 
@@ -182,7 +163,7 @@ def load_experiment_state(exp: Experiment, state: dict[str, Any]) -> RoundState:
     torch.set_rng_state(st["torch_rng"])
     if st["cuda_rng"] is not None:
         torch.cuda.set_rng_state(st["cuda_rng"], exp.theta.device)
-    _load_log(exp, st["log"])
+    exp.log.load_state_dict(st["log"])
     return RoundState(t=int(st["round"]), prev_u=st["prev_u"], extra=dict(st["extra"]))
 
 
