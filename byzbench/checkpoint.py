@@ -240,6 +240,10 @@ class Checkpointer:
         of another config is a ConfigError; an unreadable one is one warning line, then
         the previous one is tried."""
         self._since = time.perf_counter()
+        try:  # a state that cannot be saved fails now, not at the first checkpoint
+            experiment_state(exp, RoundState())
+        except TypeError as e:
+            raise ConfigError(f"checkpoint is invalid for this run: {e}") from None
         if not self.resume_enabled:
             return RoundState()
         for path in checkpoint_files(self.dir.parent):
@@ -300,7 +304,12 @@ class Checkpointer:
         if rs.t >= exp.rounds:
             return False  # the run ends now: its summary follows
         if self.signum is not None or self.due(rs.t):
-            self.save(exp, rs)
+            try:
+                self.save(exp, rs)
+            except OSError as e:  # a full disk costs the checkpoint, not the run
+                log.warning("checkpoint of round %d not written (%s: %s)", rs.t,
+                            type(e).__name__, e)
+                self._since = time.perf_counter()
         return self.signum is not None
 
     def clear(self) -> None:

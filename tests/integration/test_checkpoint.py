@@ -430,3 +430,26 @@ def test_time_based_checkpoints_are_spaced_by_their_write_time(tmp_path):
     assert ck.due(3)
     assert Checkpointer(tmp_path, "h", every=5, minutes=0).due(10)
     assert not Checkpointer(tmp_path, "h", every=5, minutes=0).due(11)
+
+
+def test_unsaveable_state_fails_at_the_start_and_a_failed_write_spares_the_run(
+        tmp_path, monkeypatch, caplog):
+    import byzbench.checkpoint as ckpt_mod
+    from byzbench.algorithms.dsgd import DSGD
+
+    cfg = compose_cfg(*_overrides("seesaw_krum"))
+    monkeypatch.setattr(DSGD, "state_dict", lambda self: {"fn": print})
+    with pytest.raises(ConfigError, match=r"^checkpoint is invalid for this run: "
+                                          r"state\.workers\.fn: a builtin_function"):
+        execute(cfg, tmp_path / "a", {})
+    monkeypatch.undo()
+
+    def full_disk(path, payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod, "save_file", full_disk)
+    caplog.set_level(logging.WARNING, logger="byzbench")
+    s = execute(cfg, tmp_path / "b", {})
+    assert s["status"] == "ok" and s["rounds_done"] == ROUNDS
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == ROUNDS // EVERY - 1 and "No space left" in warned[0]
