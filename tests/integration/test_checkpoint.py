@@ -42,8 +42,8 @@ BASE = [f"rounds={ROUNDS}", "eval_every=3", "cluster.n_workers=7", "cluster.byz_
 # Each config's state: momentum buffers, Adam, a scheduler, bucketing's generator and
 # cclip's center; per-client momentum under partial participation and FedAvg; an adaptive
 # attack querying the rule; FoolsGold's history (per client, participation); numpy state
-# (ClippedClustering's norm history) and an attack's state (Mimic); dropout (torch's
-# global generator).
+# (ClippedClustering's norm history) and an attack's state (Sparse's mask); dropout
+# (torch's global generator); BatchNorm's running statistics (model buffers).
 CONFIGS = {
     "cclip_bucketing_momentum_adam": ["attack=alie", "agg=cclip", "preagg=[bucketing]",
                                       "worker_momentum=0.9", "solver=adam", "schedule=cosine"],
@@ -56,11 +56,14 @@ CONFIGS = {
     "clipped_clustering_sparse": ["attack=sparse", "agg=clipped_clustering"],
     "dropout_epfml_cnn": ["model=epfml_cnn", "dataset.flatten=false", "attack=alie",
                           "agg=median"],
+    "batchnorm_resnet20": ["model=resnet20_bn", "dataset.flatten=false", "model.width=4",
+                           "attack=alie", "agg=median"],
 }
 
 
 def _overrides(name: str, *extra: str) -> list[str]:
-    base = [o for o in BASE if not (o.startswith("model.hidden") and "epfml" in name)]
+    other_model = any(o.startswith("model=") for o in CONFIGS[name])
+    base = [o for o in BASE if not (o.startswith("model.hidden") and other_model)]
     return [*base, *CONFIGS[name], *extra]
 
 
