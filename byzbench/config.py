@@ -35,6 +35,17 @@ class ClusterConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """When a run writes its checkpoint (``byzbench.checkpoint``): every ``every`` rounds
+    (0: not by count) and after ``minutes`` of wall time (0: not by time), time-based
+    ones spaced so that writing takes at most ``max_share`` of the run's time."""
+
+    every: int = 0
+    minutes: float = 10.0
+    max_share: float = 0.02
+
+
+@dataclass
 class Config:
     """Top level of ``conf/config.yaml``; a typo or wrong type here is an error."""
 
@@ -50,7 +61,8 @@ class Config:
     grad_path: str = "auto"  # auto | vmap | loop (see byzbench.grads.choose_grad_path)
     progress: bool = True
     plot: bool = True
-    resume: bool = True  # skip a run whose dir already holds a finished run of this config
+    resume: bool = True  # skip a finished run of this config in its dir; continue a checkpoint
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     dataset: Any = None
     model: Any = None
@@ -182,6 +194,10 @@ def validate_top(cfg: Any) -> None:
     require(cfg.cluster.byz_data in BYZ_DATA, "cluster.byz_data", cfg.cluster.byz_data,
             ", ".join(BYZ_DATA))
     require(cfg.grad_path in GRAD_PATHS, "grad_path", cfg.grad_path, ", ".join(GRAD_PATHS))
+    ck = cfg.checkpoint
+    require(ck.every >= 0, "checkpoint.every", ck.every, "an integer >= 0 (0: off)")
+    require(ck.minutes >= 0, "checkpoint.minutes", ck.minutes, "a number >= 0 (0: off)")
+    require(0 < ck.max_share <= 1, "checkpoint.max_share", ck.max_share, "a fraction in (0, 1]")
     t = cfg.threads
     require(t == "auto" or (isinstance(t, int) and 1 <= t <= 1024), "threads", t,
             "auto or an integer in [1, 1024]")

@@ -36,7 +36,7 @@ register()
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved config minus keys that do not change the numbers."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    for k in ("progress", "plot", "threads", "resume"):
+    for k in ("progress", "plot", "threads", "resume", "checkpoint"):
         c.pop(k, None)
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -55,6 +55,7 @@ def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any],
     """Build and train one run; write metrics.csv, summary.json, convergence.png.
     Returns the summary."""
     from byzbench.build import build_experiment
+    from byzbench.checkpoint import from_config
     from byzbench.loop import train
 
     check_overrides(list(overrides or []))
@@ -66,12 +67,19 @@ def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any],
     }
     exp, info = build_experiment(cfg)
     summary.update(info)
-    result = train(exp)
+    ckpt = from_config(cfg, out_dir, summary["config_hash"])
+    state = ckpt.resume(exp)  # round 0 unless a checkpoint of this config is there
+    summary["resumed_from"] = state.t
+    with ckpt.signals():
+        result = train(exp, state, after_round=ckpt)
     metrics_csv = out_dir / "metrics.csv"
     exp.log.write_csv(metrics_csv)
+    if result.status == "preempted":  # checkpoint written: no summary, the run goes on later
+        ckpt.exit_preempted()
     summary.update(status=result.status, rounds_done=result.rounds_done, final=result.final,
                    wall_time=time.time() - start, **result.extra)
     write_summary(out_dir / "summary.json", summary)
+    ckpt.clear()
     if cfg.plot:
         title = " ".join(f"{k}={v}" for k, v in choices.items() if v is not None)
         from byzbench.plots import convergence_plot  # matplotlib only when plotting
