@@ -204,7 +204,7 @@ def test_every_option_runs_in_fedavg_mode(group):
         cfg[group] = {path.stem: node} if group == "preagg" else node
         try:
             if group == "attack":
-                exp.attack = build_attack(cfg.attack, exp.spec, exp.data.num_classes)
+                exp.attack = build_attack(cfg.attack, exp.spec, exp.data.num_classes, exp.data)
             else:
                 exp.pipeline = build_round_pipeline(cfg, exp.spec, make_generator(0, "agg"))
                 exp.log = type(exp.log)()

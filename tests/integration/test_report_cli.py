@@ -28,17 +28,17 @@ def test_single_run_prints_its_dir(tmp_path, monkeypatch, capsys):
 
 
 def test_glob_sweep_over_attacks_prints_sweep_dir_and_reports(tmp_path):
-    """``attack='glob(m*,exclude=[mimic])'`` composes to every attack option starting
-    with m except mimic (min_max, min_sum), as the README's every-attack command does."""
+    """``attack='glob(mi*,exclude=[mimic])'`` composes to every attack option starting
+    with mi except mimic (min_max, min_sum), as the README's every-attack command does."""
     sweep = tmp_path / "sweep"
-    r = run_cli(["-m", "attack=glob(m*,exclude=[mimic])", "agg=median", "solver.lr=0.1,0.05",
+    r = run_cli(["-m", "attack=glob(mi*,exclude=[mimic])", "agg=median", "solver.lr=0.1,0.05",
                  "dataset.val_frac=0.2", *TINY, "plot=false", "threads=1",
                  f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
                 # this checkout's code, whichever byzbench is installed
                 cmd=[sys.executable, "-m", "byzbench.run"], env={"PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr[-2000:]
     want = sorted(p.stem for p in conf_options("attack")
-                  if p.stem.startswith("m") and p.stem != "mimic")
+                  if p.stem.startswith("mi") and p.stem != "mimic")
     runs = report.load_runs(sweep)
     assert sorted(set(runs["attack"])) == want == ["min_max", "min_sum"]
     assert len(runs) == 4 and set(runs["status"]) == {"ok"}
