@@ -270,7 +270,12 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(
             "cluster.byz_data='none' is invalid for this attack: its Byzantine workers "
             "compute gradients on their own data (local threat model); use shard or iid")
-    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device))
+    from byzbench.topology.gossip import build_topology  # None: the parameter server
+
+    topology = build_topology(cfg, spec, data.num_classes, seed, device,
+                              make_generator(seed, "agg", device))
+    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device)) \
+        if topology is None else topology.pipeline
     require(root is not None or getattr(pipeline.rule, "server_data", None) is None,
             "agg.server_data", None, "this rule needs the server's root data {size, draw}")
     optimizer, scheduler = build_solver(cfg.solver, cfg.schedule, theta)
@@ -289,6 +294,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         participation=Participation(spec.n, spec.f, spec.per_round, spec.f_fixed_round,
                                     spec.byz_per_round, make_generator(seed, "participation"),
                                     device),
+        topology=topology,
     )
     # Dropout draws from torch's global generator (F.dropout takes none): seed it.
     torch.manual_seed(stream_seed(seed, "dropout"))

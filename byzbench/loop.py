@@ -61,6 +61,7 @@ class Experiment:
     participation: Participation | None = None  # None: every client, every round
     # lap(part): charge the time since the previous lap to ``part`` (scripts/profile_round.py).
     lap: Callable[[str], None] | None = None
+    topology: Any = None  # built from ``topology=`` (None: this module's server round)
 
 
 @dataclass
@@ -136,6 +137,8 @@ def _draw(exp: Experiment, ids: Tensor, n_h: int, transform: Callable | None,
 def train(exp: Experiment) -> Result:
     """Run ``exp.rounds`` rounds; stop early (status ``diverged``) at the first
     non-finite aggregate, parameter vector or honest training loss."""
+    if exp.topology is not None:  # topology=gossip: byzbench.topology.train
+        return exp.topology.train(exp)
     from byzbench.algorithms.dsgd import DSGD
 
     spec, data, log = exp.spec, exp.data, exp.log
