@@ -100,12 +100,16 @@ def clipped_combination(xs: Tensor, w: Tensor, scale: Tensor,
     return out, c
 
 
-def weighted_quantile_sorted(dist: Tensor, w: Tensor, target: Tensor):
+def weighted_quantile_sorted(dist: Tensor, w: Tensor, b: Tensor, times: float = 1.0):
     """Sort rows by distance: ``(order [k, m], sorted distances, sorted weights,
-    cumulative weights, idx [k])`` with ``idx`` the first position whose cumulative
-    weight reaches ``target [k]`` (``torch.searchsorted``, left side; m when none)."""
+    cumulative weights, target [k], idx [k])`` with ``target = total - times * b``
+    (the weight kept by a rule that discards ``times`` the declared Byzantine weight;
+    total = the last cumulative weight, as the reference code) and ``idx`` the first
+    position whose cumulative weight reaches it (``torch.searchsorted``, left side; m
+    when none)."""
     ds, order = torch.sort(dist, dim=1, stable=True)
     ws = torch.gather(w, 1, order)
     cum = torch.cumsum(ws, dim=1)
+    target = cum[:, -1] - times * b
     idx = torch.searchsorted(cum.contiguous(), target.unsqueeze(1).contiguous()).squeeze(1)
-    return order, ds, ws, cum, idx
+    return order, ds, ws, cum, target, idx

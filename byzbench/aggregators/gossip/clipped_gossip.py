@@ -69,7 +69,7 @@ class ClippedGossip(GossipRule):
                 return dist.new_full((k,), math.inf)
             top = torch.sort(nb, dim=1, descending=True).values
             return top[:, 1] if nb.shape[1] >= 2 else top[:, 0]
-        _, ds, ws, cum, idx = weighted_quantile_sorted(dist, w, cum_target(w, b))
+        _, ds, ws, cum, _, idx = weighted_quantile_sorted(dist, w, b)
         part = torch.cumsum(ws * torch.nan_to_num(ds, posinf=0.0) ** 2, dim=1)
         acc = torch.gather(part, 1, (idx - 1).clamp(0, m - 1).unsqueeze(1)).squeeze(1)
         tau = torch.sqrt(acc / b.clamp_min(torch.finfo(dist.dtype).tiny))
@@ -86,8 +86,3 @@ class ClippedGossip(GossipRule):
                                                                .mean())}
         return clipped_combination(xs, w, scale)
 
-
-def cum_target(w: Tensor, b: Tensor, times: float = 1.0) -> Tensor:
-    """``sum_j W_ij - times * b_i``: the weight kept by a rule that discards ``times``
-    the declared Byzantine weight."""
-    return w.sum(1) - times * b

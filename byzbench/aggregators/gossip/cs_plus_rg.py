@@ -14,7 +14,6 @@ from byzbench.aggregators.gossip.base import (
     clipped_combination,
     weighted_quantile_sorted,
 )
-from byzbench.aggregators.gossip.clipped_gossip import cum_target
 
 
 class CSPlusRG(GossipRule):
@@ -46,8 +45,7 @@ class CSPlusRG(GossipRule):
     def radius(self, dist: Tensor, w: Tensor, b: Tensor) -> Tensor:
         """``tau [k]`` from the distances ``[k, m]``."""
         m = dist.shape[1]
-        target = cum_target(w, b, 2.0)
-        _, ds, _, cum, idx = weighted_quantile_sorted(dist, w, target)
+        _, ds, _, cum, target, idx = weighted_quantile_sorted(dist, w, b, 2.0)
         at = idx.clamp(max=m - 1).unsqueeze(1)
         c_at = torch.gather(cum, 1, at).squeeze(1)
         d_at = torch.gather(ds, 1, at).squeeze(1)

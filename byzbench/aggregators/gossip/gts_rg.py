@@ -7,7 +7,6 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.aggregators.gossip.base import GossipRule, weighted_quantile_sorted
-from byzbench.aggregators.gossip.clipped_gossip import cum_target
 
 BOUNDARIES = ("paper", "reference")
 
@@ -48,8 +47,7 @@ class GTSRG(GossipRule):
     def coefficients(self, dist: Tensor, w: Tensor, b: Tensor) -> Tensor:
         """``[k, m]`` the weight each row keeps."""
         k, m = dist.shape
-        target = cum_target(w, b)
-        order, _, ws, cum, idx = weighted_quantile_sorted(dist, w, target)
+        order, _, ws, cum, target, idx = weighted_quantile_sorted(dist, w, b)
         pos = torch.arange(m, device=dist.device).unsqueeze(0)
         at = idx.clamp(max=m - 1).unsqueeze(1)
         c_at = torch.gather(cum, 1, at).squeeze(1)
