@@ -133,6 +133,7 @@ def build_gossip(cfg: Any, spec: ClusterSpec, num_classes: int, seed: int,
     t.pop("name", None)
     gnode = dict(t.pop("graph", {}) or {})
     gname = gnode.pop("name", "ring")
+    gnode = {k: v for k, v in gnode.items() if v is not None}
     bnode = dict(t.pop("byzantine", {}) or {})
     weights = t.pop("weights", "metropolis")
     step = t.pop("step", None)
@@ -188,7 +189,7 @@ def build_gossip(cfg: Any, spec: ClusterSpec, num_classes: int, seed: int,
         msg = {int(u): row + i for i, u in enumerate(bn)}
         node_idx.append(np.array([pos[int(u)] if not isbyz[u] else msg[int(u)] for u in seq]))
         if len(bn):
-            recv.append((k, row, len(bn)))
+            recv.append((k, row - n_h, len(bn)))  # rows of the message table
         row += len(bn)
         w_row = W[v, seq]
         w_node.append(w_row)
