@@ -93,10 +93,13 @@ def torus(n: int, rows: int | None = None) -> Graph:
     return _graph(n, pairs, "torus")
 
 
-def erdos_renyi(n: int, p: float, seed: int = 0) -> Graph:
+def erdos_renyi(n: int, p: float | None = None, seed: int = 0) -> Graph:
     """G(n, p): each of the n(n-1)/2 pairs linked independently with probability p
-    (numpy generator seeded ``seed``; pairs in lexicographic order)."""
+    (numpy generator seeded ``seed``; pairs in lexicographic order); ``p`` None:
+    ``min(1, 2 ln(n) / n)``, twice the connectivity threshold."""
     _check_n(n, 1, "erdos_renyi")
+    if p is None:
+        p = min(1.0, 2.0 * np.log(max(n, 2)) / n)
     require(isinstance(p, (int, float)) and 0.0 <= p <= 1.0, "topology.graph.p", p,
             "a probability in [0, 1]")
     rng = np.random.default_rng(seed)
