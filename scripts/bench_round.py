@@ -172,9 +172,6 @@ def bench_fedavg(model: nn.Module, theta: torch.Tensor, X: torch.Tensor, Y: torc
               f"{min(t_f) / min(t_d):>11.2f}")
 
 
-if __name__ == "__main__":
-    main()
-
 
 def round_time(overrides: list[str], rounds: int) -> float:
     """Median ``time/round`` (seconds) of a run of ``rounds`` rounds, the first two
@@ -218,3 +215,7 @@ def bench_gossip(sizes: list[int], rounds: int, device: str) -> None:
         for name, t in rows:
             print(f"{n:>5} {name:<44}{1e3 * t:>10.2f}{t / t_ps:>9.2f}x")
     print("target: gossip ring / server <= 3x at the same n")
+
+
+if __name__ == "__main__":
+    main()
