@@ -172,3 +172,16 @@ def test_cli_issue_command_logs_consensus(tmp_path):
     cons = _series(rows, "train", "consensus")
     assert len(cons) == 4 and all(c >= 0 for c in cons)
     assert _series(rows, "test", "accuracy_worst") and _series(rows, "test", "accuracy_mean")
+
+
+@pytest.mark.parametrize("over", [
+    ["algorithm=fedavg", "algorithm.local_steps=2", "solver.lr=1"],
+    ["topology.gossip_steps=2", "topology.weights=laplacian", "solver=adam"],
+    ["topology.declared_f=1", "agg=gossip/gts_rg", "attack=label_flip"],
+])
+def test_gossip_with_other_algorithms_weights_and_solvers(over):
+    """FedAvg's K local steps on the per-node rows, two communication steps with
+    Laplacian weights and per-node Adam state, a bound b = 1 with a local attack."""
+    res, exp = _gossip_run("agg=gossip/clipped_gossip", "attack=alie", *over)
+    assert res.status == "ok" and res.rounds_done == 2
+    assert exp.log.last("train", "consensus") is not None
