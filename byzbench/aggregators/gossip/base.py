@@ -28,7 +28,7 @@ from byzbench import ConfigError, require
 class GossipRule:
     """Base of the per-node gossip rules (see the module docstring)."""
 
-    name = "gossip"
+    _name = "gossip"
 
     def __init__(self, n: int = 0, f: int = 0):
         require(f >= 0, "agg.f", f, "f >= 0")
@@ -45,7 +45,7 @@ class GossipRule:
 
     def _mixing(self, xs: Tensor) -> tuple[Tensor, Tensor]:
         if self.weights is None:
-            raise ConfigError(f"agg={self.name} is invalid with topology=server: it is a "
+            raise ConfigError(f"agg={self._name} is invalid with topology=server: it is a "
                               "per-node gossip rule (use topology=gossip)")
         k = xs.shape[0]
         w = self.weights.to(device=xs.device, dtype=xs.dtype)

@@ -49,7 +49,7 @@ class ClippedGossip(GossipRule):
     epfml/byzantine-robust-decentralized-optimizer, ``codes/aggregator.py``).
     """
 
-    name = "gossip/clipped_gossip"
+    _name = "gossip/clipped_gossip"
 
     def __init__(self, n: int = 0, f: int = 0, tau: float | str = "he"):
         super().__init__(n, f)
