@@ -5,6 +5,7 @@ passed only to constructors that accept them; unknown keys are one-line errors."
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,8 +16,10 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from byzbench import ConfigError, require
-from byzbench.aggregators.base import Pipeline
+from byzbench.aggregators.base import Pipeline, as_stage
+from byzbench.attacks.base import Attack, as_attack
 from byzbench.config import ClusterSpec, cluster_spec, validate_top
+from byzbench.validate import check_params
 
 ALLOWED_TARGETS = ("byzbench.", "torch.optim.")
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -91,12 +94,19 @@ def instantiate_component(cfg: Any, name: str = "component", **inject: Any) -> A
         if (p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                 and k not in keys and k not in injected):
             raise ConfigError(f"{name}.{k} is missing: required by {node['_target_']}")
+    check_params(target, {k: node[k] for k in keys}, name)
     try:
         return instantiate(node, **injected, _convert_="all")
     except InstantiationException as e:
-        # Hydra wraps errors raised by constructors; surface our one-line ones as is.
+        # Hydra wraps errors raised by constructors; surface our one-line ones as is,
+        # and a constructor's own ValueError/TypeError (torch.optim's range checks) as one.
         cause = e.__cause__
         while cause is not None and not isinstance(cause, ConfigError):
+            if isinstance(cause, (ValueError, TypeError, OverflowError, MemoryError)) or (
+                    isinstance(cause, RuntimeError) and "allocate" in str(cause)):
+                msg = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                raise ConfigError(f"{name} is invalid: {node['_target_']} rejected its "
+                                  f"parameters: {type(cause).__name__}: {msg}") from None
             cause = cause.__cause__
         if cause is not None:
             raise cause from None
@@ -120,24 +130,32 @@ def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
     rows = n
     items = _plain(preagg_cfg or {})
     for key, node in items.items():
-        p = instantiate_component(node, f"preagg.{key}", n=rows, f=f, generator=generator)
-        rows = int(getattr(p, "n_out", rows))
+        p = as_stage(instantiate_component(node, f"preagg.{key}", n=rows, f=f,
+                                           generator=generator), "preagg", rows)
+        rows = int(p.n_out)
         preaggs.append(p)
-    rule = instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator)
-    require(not (getattr(rule, "needs_honest_row", False) and rows != n), "agg.pivot", "honest",
-            "a row of the workers' order: not after a pre-aggregator that changes the row count")
+    rule = as_stage(instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator),
+                    "rule")
+    # Row identities (an honest row, each row's owner) survive only row-preserving
+    # pre-aggregators.
+    per_row = sorted(rule.needs & {"honest_row", "worker_ids"})
+    require(not (per_row and rows != n), "agg", type(rule).__name__,
+            f"a rule that needs {per_row[0] if per_row else ''} (a row of the workers' "
+            "order): not after a pre-aggregator that changes the row count")
     return Pipeline(preaggs, rule)
 
 
-def hold_out_root(agg_cfg: Any, data: Any,
+def hold_out_root(pipeline: Pipeline, data: Any,
                   generator: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``(root, pool)``: the server's root-data indices and the remaining training
-    indices the workers share, when the rule's config has ``server_data``; else
-    ``(None, None)``."""
-    node = _plain(agg_cfg).get("server_data")
+    indices the workers share, when the rule declares ``server_data``; else
+    ``(None, None)``. A rule that needs the server's row must declare its data."""
+    node = pipeline.rule.server_data
+    require(node is not None or "server_grad" not in pipeline.needs, "agg.server_data", None,
+            "this rule needs the server's root data {size, draw}")
     if node is None:
         return None, None
-    from byzbench.aggregators.fltrust import check_server_data, draw_root
+    from byzbench.data.root import check_server_data, draw_root
 
     root = draw_root(data.y_train, check_server_data(node), data.num_classes, generator)
     keep = torch.ones(len(data.y_train), dtype=torch.bool)
@@ -145,16 +163,20 @@ def hold_out_root(agg_cfg: Any, data: Any,
     return root, torch.nonzero(keep).flatten()
 
 
-def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Any:
+def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Attack:
     """The attack, optionally wrapped in the generic per-round scale tuner. The key
     ``server_randomness`` (any attack) sets what its pipeline queries may see."""
     node = _plain(attack_cfg)
     tune = node.pop("tune", None)
+    require(tune is None or isinstance(tune, (bool, dict)), "attack.tune", tune,
+            "true, false or a mapping of tuner options (budget, lo, hi, param, search, "
+            "start, delta)")
     server_randomness = node.pop("server_randomness", False)
     require(isinstance(server_randomness, bool), "attack.server_randomness",
             server_randomness, "true or false")
-    attack = instantiate_component(node, "attack", n=spec.n, f=spec.f,
-                                   f_declared=spec.f_declared, num_classes=num_classes)
+    attack = as_attack(instantiate_component(node, "attack", n=spec.n, f=spec.f,
+                                             f_declared=spec.f_declared,
+                                             num_classes=num_classes))
     if tune:
         extra = tune if isinstance(tune, dict) else {}
         attack = instantiate_component(
@@ -170,11 +192,35 @@ def build_solver(solver_cfg: Any, schedule_cfg: Any, theta: torch.Tensor):
     if "lr" in node:
         require(isinstance(node["lr"], (int, float)) and node["lr"] > 0, "solver.lr", node["lr"],
                 "a positive number")
+    _check_numbers(node, "solver")
     opt = instantiate_component(node, "solver", params=[theta])
     sched = None
     if schedule_cfg is not None and _plain(schedule_cfg):
-        sched = instantiate_component(schedule_cfg, "schedule", optimizer=opt)
+        snode = _plain(schedule_cfg)
+        _check_numbers(snode, "schedule")
+        # A dry run on a throwaway optimizer: a schedule that cannot step (StepLR with
+        # step_size 0, cosine with T_max 0) is one line now, not a crash at round 1.
+        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        try:
+            dry = instantiate_component(snode, "schedule", optimizer=probe)
+            for _ in range(2):
+                probe.step()
+                dry.step()
+        except ZeroDivisionError:
+            raise ConfigError(f"schedule={snode} is invalid: it cannot step (a zero period "
+                              "or length)") from None
+        sched = instantiate_component(snode, "schedule", optimizer=opt)
     return opt, sched
+
+
+def _check_numbers(node: dict, name: str) -> None:
+    """Every number of a solver or schedule config is finite and >= 0 (torch.optim takes
+    nan and inf silently)."""
+    for k, v in node.items():
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        for x in vals:
+            if isinstance(x, (int, float)) and not isinstance(x, bool):
+                require(math.isfinite(x) and x >= 0, f"{name}.{k}", v, "a finite number >= 0")
 
 
 def check_top(cfg: Any) -> ClusterSpec:
@@ -215,7 +261,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     from byzbench.cluster import BatchSampler, Participation, label_skew, worker_shards
     from byzbench.data._common import hold_out_validation
     from byzbench.grads import choose_grad_path, flat_params
-    from byzbench.loop import Experiment
+    from byzbench.loop import Experiment, WorkerMomentum
     from byzbench.optimum import full_batch_optimum, is_linear_model
 
     spec = check_top(cfg)
@@ -226,8 +272,19 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     data = instantiate_component(dnode, "dataset", generator=make_generator(seed, "dataset"))
     data = hold_out_validation(data, val_frac, make_generator(seed, "val"))
     partition = instantiate_component(cfg.partition, "partition")
-    # Rules with server-side root data (FLTrust): carve it out before partitioning.
-    root, pool = hold_out_root(cfg.agg, data, make_generator(seed, "server"))
+    from byzbench.topology.gossip import Builders, build_topology  # None: the server
+
+    agg_gen = make_generator(seed, "agg", device)
+    topology = build_topology(_plain(cfg.topology or {}), spec, Builders(
+        pipeline=lambda m, f: build_pipeline(cfg.preagg, cfg.agg, m, f, agg_gen),
+        attack=lambda s: build_attack(cfg.attack, s, data.num_classes),
+        solver=lambda rows: build_solver(cfg.solver, cfg.schedule, rows),
+        seed=stream_seed(seed, "byz_ids"), device=device,
+        worker_momentum=float(cfg.worker_momentum), preagg=_plain(cfg.preagg)))
+    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device)) \
+        if topology is None else topology.pipeline
+    # A rule with server-side root data (FLTrust): carve it out before partitioning.
+    root, pool = hold_out_root(pipeline, data, make_generator(seed, "server"))
     labels = data.y_train if pool is None else data.y_train[pool]
     byz_data = str(cfg.cluster.byz_data)
     shards = worker_shards(partition, labels, spec.n, spec.f, byz_data,
@@ -265,19 +322,10 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     workers = instantiate_component(algo_cfg, "algorithm", model=model, task=data.task,
                                     grad_path=info["grad_path"])
     attack = build_attack(cfg.attack, spec, data.num_classes)
-    if byz_data == "none" and spec.f > 0 and (getattr(attack, "local", False)
-                                              or hasattr(attack, "transform_labels")):
+    if byz_data == "none" and spec.f > 0 and attack.computes:
         raise ConfigError(
             "cluster.byz_data='none' is invalid for this attack: its Byzantine workers "
             "compute gradients on their own data (local threat model); use shard or iid")
-    from byzbench.topology.gossip import build_topology  # None: the parameter server
-
-    topology = build_topology(cfg, spec, data.num_classes, seed, device,
-                              make_generator(seed, "agg", device))
-    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device)) \
-        if topology is None else topology.pipeline
-    require(root is not None or getattr(pipeline.rule, "server_data", None) is None,
-            "agg.server_data", None, "this rule needs the server's root data {size, draw}")
     optimizer, scheduler = build_solver(cfg.solver, cfg.schedule, theta)
     exp = Experiment(
         data=data, model=model, theta=theta, spec=spec,
@@ -288,13 +336,15 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         attack_gen=make_generator(seed, "attack", device),
         query_gen=make_generator(seed, "query"),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
-        worker_momentum=float(cfg.worker_momentum),
-        worker_momentum_style=str(cfg.worker_momentum_style), f_star=f_star,
-        progress=bool(cfg.progress), workers=workers,
+        f_star=f_star, progress=bool(cfg.progress), workers=workers,
         participation=Participation(spec.n, spec.f, spec.per_round, spec.f_fixed_round,
                                     spec.byz_per_round, make_generator(seed, "participation"),
                                     device),
         topology=topology,
+        # Under partial participation one buffer per client (all n, then the server's).
+        momentum=WorkerMomentum(float(cfg.worker_momentum), str(cfg.worker_momentum_style),
+                                clients=spec.n + (root is not None),
+                                per_client=spec.per_round < spec.n),
     )
     # Dropout draws from torch's global generator (F.dropout takes none): seed it.
     torch.manual_seed(stream_seed(seed, "dropout"))

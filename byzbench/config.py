@@ -159,6 +159,7 @@ def cluster_spec(n_workers: int, byz_frac: float, f_declared: int | None = None,
 
 def validate_top(cfg: Any) -> None:
     """Check top-level values (types are already enforced by the schema)."""
+    require(0 <= cfg.seed < 2**63, "seed", cfg.seed, "an integer in [0, 2**63)")
     require(cfg.rounds >= 1, "rounds", cfg.rounds, "an integer >= 1")
     require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "an integer >= 1")
     require(cfg.eval_every >= 1, "eval_every", cfg.eval_every, "an integer >= 1")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from pathlib import Path
 
 import matplotlib
@@ -26,25 +25,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from byzbench import report  # noqa: E402
+from byzbench.plots import save, slug  # noqa: E402
 
 CONVEX_MODELS = {"logreg", "linear"}
-
-
-def save(fig: plt.Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf``; close the figure."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    # not with_suffix: a stem like "..._byz_frac-0.1" already has a "suffix"
-    paths = [stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
-
-
-def _slug(parts: dict) -> str:
-    s = "_".join(f"{k}-{v}" for k, v in parts.items())
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "", s.replace(" ", ""))
 
 
 def _values(df: pd.DataFrame, col: str | None, order: dict) -> list:
@@ -137,7 +120,7 @@ def convergence_grid(results: pd.DataFrame, runs: pd.DataFrame, stem: Path,
         fig.tight_layout(rect=(0, 0, 1, 0.97 if len(rv) > 3 else 0.93))
         if title:
             fig.suptitle(title, y=1.02, fontsize=10)
-        paths += save(fig, Path(f"{stem}_{_slug(combo)}" if combo else stem))
+        paths += save(fig, Path(f"{stem}_{slug(combo)}" if combo else stem))
     return paths
 
 
@@ -196,7 +179,7 @@ def heatmap(runs: pd.DataFrame, stem: Path, metric: str = "test_accuracy",
         title = " ".join(f"{k}={v}" for k, v in combo.items())
         if title:
             fig.suptitle(title, fontsize=10)
-        name = f"{stem}_{metric}" + (f"_{_slug(combo)}" if combo else "")
+        name = f"{stem}_{metric}" + (f"_{slug(combo)}" if combo else "")
         paths += save(fig, Path(name))
     return paths
 
@@ -273,7 +256,7 @@ def vs_axis(runs: pd.DataFrame, stem: Path, x_col: str, xlabel: str, row_col: st
         if title:
             fig.suptitle(title, fontsize=10)
         fig.tight_layout()
-        paths += save(fig, Path(f"{stem}_{_slug(combo)}" if combo else stem))
+        paths += save(fig, Path(f"{stem}_{slug(combo)}" if combo else stem))
     return paths
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -25,12 +25,13 @@ from torch.func import functional_call
 from byzbench import host
 from byzbench.aggregators.base import Pipeline
 from byzbench.algorithms import Workers
-from byzbench.attacks.base import RoundContext
-from byzbench.cluster import BatchSampler, Participation
+from byzbench.attacks.base import Attack, RoundContext
+from byzbench.cluster import BatchSampler, Participation, Round
 from byzbench.config import ClusterSpec
 from byzbench.data.base import Dataset
 from byzbench.grads import loss_fn, make_unflatten
 from byzbench.metrics import MetricsLog
+from byzbench.stages import SideInputs, Stateful
 
 
 @dataclass
@@ -42,24 +43,24 @@ class Experiment:
     theta: Tensor
     spec: ClusterSpec
     sampler: BatchSampler
-    attack: Callable[[Tensor, RoundContext], Tensor]
+    attack: Attack
     pipeline: Pipeline
     optimizer: torch.optim.Optimizer
     scheduler: Any
     sampling_gen: torch.Generator
     attack_gen: torch.Generator
     rounds: int
+    workers: Workers  # built from ``algorithm=`` (DSGD: one gradient; FedAvg: K local steps)
+    participation: Participation  # which clients take part in each round
+    momentum: WorkerMomentum
     query_gen: torch.Generator | None = None  # attacker's own randomness for queries
     eval_every: int = 10
     eval_train: bool = True
-    worker_momentum: float = 0.0
-    worker_momentum_style: str = "ema"
     f_star: float | None = None
     progress: bool = True
     log: MetricsLog = field(default_factory=MetricsLog)
-    workers: Workers | None = None  # built from ``algorithm=`` (None: DSGD, vmap path)
-    participation: Participation | None = None  # None: every client, every round
-    # lap(part): charge the time since the previous lap to ``part`` (scripts/profile_round.py).
+    # The one timer: lap(part) charges the time since the previous lap to ``part``
+    # (scripts/profile_round.py); None: no timing.
     lap: Callable[[str], None] | None = None
     topology: Any = None  # built from ``topology=`` (None: this module's server round)
 
@@ -109,29 +110,166 @@ def momentum_step(m: Tensor | None, G: Tensor, beta: float, style: str = "ema") 
     return a * G if m is None else torch.mul(m, beta).add_(G, alpha=a)
 
 
+class WorkerMomentum(Stateful):
+    """Worker momentum on the rows the clients computed (``beta = 0``: off, rows pass
+    through). With every client in every round the buffer is the rows of the last
+    round; under partial participation it holds one row per client (all n, then the
+    server's), kept between the rounds it takes part in and zero before its first."""
+
+    state_keys = ("buffer",)
+
+    def __init__(self, beta: float = 0.0, style: str = "ema", clients: int = 0,
+                 per_client: bool = False):
+        self.beta, self.style, self.clients, self.per_client = beta, style, clients, per_client
+        self.buffer: Tensor | None = None
+
+    def __call__(self, G: Tensor, rows: Tensor) -> Tensor:
+        """The momentum of ``G [m, d]``, the rows of clients ``rows [m]``."""
+        if self.beta <= 0:
+            return G
+        if not self.per_client:
+            self.buffer = momentum_step(self.buffer, G, self.beta, self.style)
+            return self.buffer
+        if self.buffer is None:
+            self.buffer = G.new_zeros(self.clients, G.shape[1])
+        out = momentum_step(self.buffer[rows], G, self.beta, self.style)  # gathered: a copy
+        self.buffer[rows] = out  # the loop's own buffer; G itself is never modified
+        return out
+
+
 def _no_lap(part: str) -> None:
     pass
 
 
-def _draw(exp: Experiment, ids: Tensor, n_h: int, transform: Callable | None,
-          lap: Callable[[str], None] = _no_lap):
+def _draw(exp: Experiment, ids: Tensor, n_h: int, lap: Callable[[str], None] = _no_lap):
     """``draw()`` for one round: the next minibatch ``(X [m, B, ...], Y [m, B])`` of
-    clients ``ids`` (honest first), Byzantine rows' labels through ``transform``. Laps:
-    the work since the previous draw (a local step) is ``gradients``."""
-    data = exp.data
+    clients ``ids`` (honest first), the Byzantine rows' batch through the attack's
+    ``transform_batch`` when it poisons data. Laps: the work since the previous draw (a
+    local step) is ``gradients``."""
+    data, attack = exp.data, exp.attack
+    poison = attack.poisons_data and len(ids) > n_h
 
     def draw() -> tuple[Tensor, Tensor]:
         lap("gradients")
         idx = exp.sampler.sample(ids)
         lap("sampling")
         X, Y = data.prepare(data.x_train[idx]), data.y_train[idx]
-        if transform is not None and len(ids) > n_h:  # the server's row (if any) stays
-            Y = torch.cat([Y[:n_h], transform(Y[n_h:len(ids)], data.num_classes),
-                           Y[len(ids):]])
+        if poison:  # the server's row (if any) stays as it is
+            m = len(ids)
+            xb, yb = attack.transform_batch(X[n_h:m], Y[n_h:m], data.num_classes)
+            Y = torch.cat([Y[:n_h], yb, Y[m:]])
+            if xb is not X[n_h:m]:
+                X = torch.cat([X[:n_h], xb, X[m:]])
         lap("batch")
         return X, Y
 
     return draw
+
+
+@dataclass
+class RoundRows:
+    """What one round's clients sent: ``honest [n_h, d]`` (after worker momentum), the
+    rows the Byzantine clients computed (``byz_own [f, d]`` under a local threat model,
+    else None), the server's root-data row (``server [d]`` or None) and the honest
+    clients' losses at theta."""
+
+    honest: Tensor
+    byz_own: Tensor | None
+    server: Tensor | None
+    losses: Tensor
+
+
+def compute_rows(exp: Experiment, rnd: Round, t: int, lap: Callable[[str], None]) -> RoundRows:
+    """The clients' rows of round ``t``: the algorithm's workers (one vectorized pass over
+    honest, computing Byzantine and server rows), then worker momentum."""
+    n_h, f = rnd.n_honest, rnd.n_byz
+    ids = rnd.ids if (exp.attack.computes and f > 0) else rnd.ids[:n_h]
+    G, losses = exp.workers(exp.theta, _draw(exp, ids, n_h, lap))
+    lap("gradients")
+    rows = len(ids)
+    key = torch.cat([ids, ids.new_tensor([exp.spec.n])]) if exp.sampler.has_server else ids
+    M = exp.momentum(G, key)
+    server = M[rows] if exp.sampler.has_server else None
+    byz_src = M if exp.attack.byz_momentum else G  # attack.byz_momentum = false: raw rows
+    lap("momentum")
+    return RoundRows(honest=M[:n_h], byz_own=byz_src[n_h:rows] if rows > n_h else None,
+                     server=server, losses=losses)
+
+
+def attack_rows(exp: Experiment, rr: RoundRows, rnd: Round, t: int, perm: Tensor,
+                prev_u: Tensor | None, side: SideInputs) -> Tensor:
+    """The Byzantine rows ``[f, d]``: the attack sees the honest rows and its context;
+    the pipeline it may query already holds this round's side inputs (no row owners)."""
+    honest, f = rr.honest, rnd.n_byz
+    qs = 0 if exp.query_gen is None else host.host_int(
+        torch.randint(0, 2**62, (1,), generator=exp.query_gen))
+    exp.pipeline.observe(side)
+    ctx = RoundContext(t=t, n=len(rnd.ids), f=f, f_declared=exp.spec.f_declared_round,
+                       pipeline=exp.pipeline, prev_aggregate=prev_u, byz_grads=rr.byz_own,
+                       generator=exp.attack_gen, perm=perm, query_seed=qs,
+                       server_randomness=exp.attack.server_randomness)
+    byz = exp.attack(honest, ctx) if f > 0 else honest.new_zeros((0, honest.shape[1]))
+    if byz.shape != (f, honest.shape[1]):
+        raise RuntimeError(
+            f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
+    return byz
+
+
+def side_inputs(exp: Experiment, rr: RoundRows, perm: Tensor) -> SideInputs:
+    """The side inputs the pipeline's stages declare they need (``Stage.needs``), as an
+    attacker's queries may see them: no row owners (see :func:`with_owners`)."""
+    needs = exp.pipeline.needs
+    honest_row = (int(host.to_host(torch.argmin(perm)).item())
+                  if "honest_row" in needs else None)  # the row of worker 0 (honest)
+    return SideInputs(server_grad=rr.server, honest_row=honest_row)
+
+
+def with_owners(exp: Experiment, side: SideInputs, rnd: Round, perm: Tensor) -> SideInputs:
+    """``side`` plus which client each row of the real aggregation comes from (row k is
+    client ``perm[k]``), for stages that need it."""
+    if "worker_ids" not in exp.pipeline.needs:
+        return side
+    ids = host.to_host(perm if exp.participation.full else rnd.ids[perm])
+    return replace(side, worker_ids=ids)
+
+
+def log_round(exp: Experiment, t: int, rr: RoundRows, rnd: Round, perm: Tensor,
+              u: Tensor) -> None:
+    """The round's train metrics (one host sync at the next flush)."""
+    log, n_h, f = exp.log, rnd.n_honest, rnd.n_byz
+    for k, v in exp.pipeline.stats().items():  # e.g. cclip_clipped
+        log.add(t, "train", k, v)
+    log.add(t, "train", "loss", rr.losses[:n_h].mean())
+    log.add(t, "train", "agg_error", torch.linalg.vector_norm(u - rr.honest.mean(0)))
+    log.add(t, "train", "agg_norm", torch.linalg.vector_norm(u))
+    if not exp.participation.full:
+        log.add(t, "train", "clients_honest", n_h)
+        log.add(t, "train", "clients_byz", f)
+    w = exp.pipeline.row_weights(len(rnd.ids))
+    if w is not None and f > 0:
+        byz_w = torch.where(perm >= n_h, w, torch.zeros_like(w)).sum()  # no mask (sync)
+        log.add(t, "train", "byz_weight", byz_w / w.sum().clamp_min(1e-30))
+
+
+def gradient_noise(honest: Tensor) -> dict[str, float]:
+    """Round-0 spread of the honest rows: mean squared distance to their mean, and that
+    relative to the squared norm of the mean."""
+    gbar = honest.mean(0)
+    var, sq = host.to_host(torch.stack([((honest - gbar) ** 2).sum(1).mean(),
+                                        gbar.square().sum()]), torch.float64).tolist()
+    return {"grad_var_round0": var, "grad_rel_var_round0": var / max(sq, 1e-30)}
+
+
+def do_eval(exp: Experiment, t: int) -> None:
+    """Evaluate theta on test (val, train) and log the results at round ``t``."""
+    data = exp.data
+    splits = ("test",) + ("val",) * (data.y_val is not None) + ("train",) * exp.eval_train
+    for split in splits:
+        res = evaluate(exp.model, exp.theta, data, split)
+        for k, v in res.items():
+            exp.log.add(t, split, f"{k}_full" if split == "train" else k, v)
+        if split == "train" and exp.f_star is not None:
+            exp.log.add(t, "train", "opt_gap", res["loss"] - exp.f_star)
 
 
 def train(exp: Experiment) -> Result:
@@ -139,121 +277,36 @@ def train(exp: Experiment) -> Result:
     non-finite aggregate, parameter vector or honest training loss."""
     if exp.topology is not None:  # topology=gossip: byzbench.topology.train
         return exp.topology.train(exp)
-    from byzbench.algorithms.dsgd import DSGD
-
-    spec, data, log = exp.spec, exp.data, exp.log
-    transform = getattr(exp.attack, "transform_labels", None)
-    local = bool(getattr(exp.attack, "local", False)) or transform is not None
-    workers = exp.workers or DSGD(exp.model, data.task)
-    participation = exp.participation or Participation(
-        spec.n, spec.f, spec.n, spec.f, "sampled", torch.Generator(), exp.theta.device)
-    server = bool(getattr(exp.sampler, "has_server", False))
-    theta = exp.theta
-    momentum: Tensor | None = None
+    log, lap, theta = exp.log, exp.lap or _no_lap, exp.theta
     prev_u: Tensor | None = None
-    status, t_done = "ok", 0
-    extra: dict[str, float] = {}
-    lap = exp.lap or _no_lap
-
-    def do_eval(t: int) -> None:
-        splits = ("test",) + ("val",) * (data.y_val is not None) + ("train",) * exp.eval_train
-        for split in splits:
-            res = evaluate(exp.model, theta, data, split)
-            for k, v in res.items():
-                log.add(t, split, f"{k}_full" if split == "train" else k, v)
-            if split == "train" and exp.f_star is not None:
-                log.add(t, "train", "opt_gap", res["loss"] - exp.f_star)
-
-    bar = None
-    if exp.progress:
-        from tqdm.auto import tqdm
-
-        # disable=None: a bar on a terminal, silence in logs and sweeps.
-        bar = tqdm(total=exp.rounds, desc="byzbench", leave=False, dynamic_ncols=True, disable=None)
-    do_eval(0)
+    status, t_done, extra = "ok", 0, {}
+    bar = _progress(exp)
+    do_eval(exp, 0)
     for t in range(exp.rounds):
         t0 = time.perf_counter()
         lap("other")
-        rnd = participation.sample()
-        n_h, f, m = rnd.n_honest, rnd.n_byz, len(rnd.ids)
-        ids = rnd.ids if (local and f > 0) else rnd.ids[:n_h]
+        rnd = exp.participation.sample()                      # 1. who takes part
         lap("sampling")
-        G, losses = workers(theta, _draw(exp, ids, n_h, transform, lap))
-        lap("gradients")
-        G_raw = G  # Byzantine rows without momentum (attack.byz_momentum = false)
-        if exp.worker_momentum > 0:
-            b, style = exp.worker_momentum, exp.worker_momentum_style
-            if participation.full:  # the computing clients are rows 0..len(ids)-1
-                G = momentum = momentum_step(momentum, G, b, style)
-            else:
-                # One buffer per client (rows of all n, then the server's), kept between
-                # the rounds it takes part in; zero before its first round.
-                if momentum is None:
-                    momentum = G.new_zeros(spec.n + server, G.shape[1])
-                key = torch.cat([ids, ids.new_tensor([spec.n])]) if server else ids
-                G = momentum_step(momentum[key], G, b, style)  # gathered rows: a copy
-                momentum[key] = G  # the loop's own buffer; G itself is never modified
-        # The server's root-data row (FLTrust), last in the same pass, goes to the rule.
-        rows = len(ids)
-        g_server, G = (G[rows], G[:rows]) if server else (None, G)
-        honest = G[:n_h]
-        lap("momentum")
+        rr = compute_rows(exp, rnd, t, lap)                   # 2. gradients + momentum
         if t == 0:
-            gbar = honest.mean(0)
-            var, sq = host.to_host(torch.stack([((honest - gbar) ** 2).sum(1).mean(),
-                                                gbar.square().sum()]), torch.float64).tolist()
-            extra["grad_var_round0"] = var
-            extra["grad_rel_var_round0"] = var / max(sq, 1e-30)
-        # The server's row permutation (own stream) is drawn first so that the strongest
-        # attacker (server_randomness) can query in the server's row order.
-        perm = torch.randperm(m, generator=exp.sampling_gen, device=honest.device)
-        qs = 0 if exp.query_gen is None else host.host_int(
-            torch.randint(0, 2**62, (1,), generator=exp.query_gen))
-        byz_rows = G if getattr(exp.attack, "byz_momentum", True) else G_raw[:rows]
-        # Oracle for rules that ask (MoNNA pivot=honest), told before the attack so that
-        # its queries see this round's honest position (a transfer only for those).
-        if getattr(exp.pipeline.rule, "needs_honest_row", False):
-            exp.pipeline.tell_honest_row(int(host.to_host(torch.argmin(perm)).item()))
-        # Server-side side information for rules that take it (FLTrust's root gradient,
-        # FoolsGold's row owners); attack queries are not told row owners.
-        observe = getattr(exp.pipeline.rule, "observe", None)
-        if observe is not None:
-            observe(server_grad=g_server, worker_ids=None)
-        ctx = RoundContext(t=t, n=m, f=f, f_declared=spec.f_declared_round,
-                           pipeline=exp.pipeline, prev_aggregate=prev_u,
-                           byz_grads=byz_rows[n_h:] if len(ids) > n_h else None,
-                           generator=exp.attack_gen, perm=perm, query_seed=qs,
-                           server_randomness=bool(getattr(exp.attack, "server_randomness",
-                                                          False)))
-        byz = exp.attack(honest, ctx) if f > 0 else honest.new_zeros((0, honest.shape[1]))
-        if byz.shape != (f, honest.shape[1]):
-            raise RuntimeError(
-                f"attack returned shape {tuple(byz.shape)}, expected {(f, honest.shape[1])}")
+            extra.update(gradient_noise(rr.honest))
+        # 3. The server's row permutation (own stream) is drawn before the attack so that
+        # the strongest attacker (server_randomness) can query in the server's row order.
+        perm = torch.randperm(len(rnd.ids), generator=exp.sampling_gen,
+                              device=rr.honest.device)
+        side = side_inputs(exp, rr, perm)                     # what the stages declared
+        byz = attack_rows(exp, rr, rnd, t, perm, prev_u, side)  # 4. the attack
         lap("attack")
-        V = torch.cat([honest, byz.to(honest.dtype)])[perm]
+        V = torch.cat([rr.honest, byz.to(rr.honest.dtype)])[perm]
         ta = time.perf_counter()
-        if observe is not None:  # the real aggregation: row k is worker perm[k]
-            owners = perm if participation.full else rnd.ids[perm]
-            observe(server_grad=g_server, worker_ids=host.to_host(owners))
-        u = exp.pipeline(V)
+        exp.pipeline.observe(with_owners(exp, side, rnd, perm))
+        u = exp.pipeline(V)                                   # 5. aggregation
         agg_time = time.perf_counter() - ta
         lap("aggregation")
-        for k, v in exp.pipeline.stats().items():  # e.g. cclip_clipped
-            log.add(t + 1, "train", k, v)
-        hmean = honest.mean(0)
-        log.add(t + 1, "train", "loss", losses[:n_h].mean())
-        log.add(t + 1, "train", "agg_error", torch.linalg.vector_norm(u - hmean))
-        log.add(t + 1, "train", "agg_norm", torch.linalg.vector_norm(u))
-        if not participation.full:
-            log.add(t + 1, "train", "clients_honest", n_h)
-            log.add(t + 1, "train", "clients_byz", f)
-        w = exp.pipeline.row_weights(m)
-        if w is not None and f > 0:
-            byz_w = torch.where(perm >= n_h, w, torch.zeros_like(w)).sum()  # no mask (sync)
-            log.add(t + 1, "train", "byz_weight", byz_w / w.sum().clamp_min(1e-30))
-        # The server applies whatever the rule returned: a non-finite aggregate
-        # poisons theta, the run is marked diverged and stops after a final eval.
+        log_round(exp, t + 1, rr, rnd, perm, u)
         lap("metrics")
+        # 6. The server applies whatever the rule returned: a non-finite aggregate
+        # poisons theta, the run is marked diverged and stops after a final eval.
         theta.grad = u.detach().to(theta.dtype).clone()
         exp.optimizer.step()
         if exp.scheduler is not None:
@@ -262,34 +315,54 @@ def train(exp: Experiment) -> Result:
         lap("step")
         # One flag, one transfer per round (the device otherwise runs ahead of the host).
         ok = (torch.isfinite(u).all() & torch.isfinite(theta).all()
-              & torch.isfinite(losses[:n_h]).all())
+              & torch.isfinite(rr.losses[:rnd.n_honest]).all())
         if not host.to_host(ok).item():
             status = "diverged"
-        # Wall-clock rows get their own split: the only rows that differ between
-        # two runs with the same seed.
+        # Wall-clock rows get their own split: the only rows that differ between runs.
         log.add(t + 1, "time", "aggregation", agg_time)
         log.add(t + 1, "time", "round", time.perf_counter() - t0)
         t_done = t + 1
         lap("metrics")
         if status != "ok" or t_done % exp.eval_every == 0 or t_done == exp.rounds:
-            do_eval(t_done)
+            do_eval(exp, t_done)                              # 7. evaluation
             lap("evaluation")
-            if bar is not None:
-                log.flush()
-                bar.set_postfix(loss=f"{log.last('train', 'loss'):.4f}",
-                                acc=f"{(log.last('test', 'accuracy') or float('nan')):.3f}")
+            _show(bar, log)
         if bar is not None:
             bar.update(1)
         if status != "ok":
             break
     if bar is not None:
         bar.close()
+    return Result(status=status, rounds_done=t_done, final=final_metrics(log), extra=extra)
+
+
+def _progress(exp: Experiment):
+    if not exp.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    # disable=None: a bar on a terminal, silence in logs and sweeps.
+    return tqdm(total=exp.rounds, desc="byzbench", leave=False, dynamic_ncols=True,
+                disable=None)
+
+
+def _show(bar: Any, log: MetricsLog) -> None:
+    if bar is not None:
+        log.flush()
+        bar.set_postfix(loss=f"{log.last('train', 'loss'):.4f}",
+                        acc=f"{(log.last('test', 'accuracy') or float('nan')):.3f}")
+
+
+FINAL = (("test", "accuracy"), ("test", "loss"), ("val", "accuracy"), ("val", "loss"),
+         ("train", "loss"), ("train", "loss_full"), ("train", "opt_gap"))
+
+
+def final_metrics(log: MetricsLog) -> dict[str, float]:
+    """The last logged value of each summary metric, as ``<split>_<metric>``."""
     log.flush()
     final = {}
-    for split, metric in (("test", "accuracy"), ("test", "loss"), ("val", "accuracy"),
-                          ("val", "loss"), ("train", "loss"),
-                          ("train", "loss_full"), ("train", "opt_gap")):
+    for split, metric in FINAL:
         v = log.last(split, metric)
         if v is not None:
             final[f"{split}_{metric}"] = v
-    return Result(status=status, rounds_done=t_done, final=final, extra=extra)
+    return final

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +10,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+
+def save(fig: plt.Figure, stem: Path) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf``; close the figure."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    # not with_suffix: a stem like "..._byz_frac-0.1" already has a "suffix"
+    paths = [stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"]
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def slug(parts: dict) -> str:
+    """A file-name-safe ``k-v_k-v`` stem for one panel's selection."""
+    s = "_".join(f"{k}-{v}" for k, v in parts.items())
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "", s.replace(" ", ""))
 
 
 def convergence_plot(metrics_csv: Path, out: Path, title: str = "") -> None:

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--byz-frac", type=float, default=0.2)
     ap.add_argument("--offset", type=float, default=0.0,
                     help="add one common vector of norm OFFSET x the rows' spread to every "
-                         "row (close rows: times the centered path of _ops.pairwise)")
+                         "row (close rows: times the centered path of kernels.pairwise)")
     ap.add_argument("--devices", nargs="+", default=None, help="default: cpu (+ cuda if present)")
     ap.add_argument("--out", type=Path, default=None, help="CSV path (appended per row)")
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")

@@ -61,11 +61,9 @@ def krum_scores(d2, k: int):
 
 
 def rule_d2(x):
-    from byzbench.aggregators import _ops
+    from byzbench import kernels
 
-    if hasattr(_ops, "pairwise"):
-        return _ops.pairwise(x).d2
-    return _ops.sqdist(x)[0]
+    return kernels.pairwise(x).d2
 
 
 def measure() -> dict[str, float]:

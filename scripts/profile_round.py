@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         t0 = time.perf_counter()
         train(exp)
         wall = time.perf_counter() - t0
-        transform = getattr(exp.attack, "transform_labels", None)
-        local = bool(getattr(exp.attack, "local", False)) or transform is not None
-        rows = exp.spec.n if (local and exp.spec.f > 0) else exp.spec.n_honest
+        rows = exp.spec.n if (exp.attack.computes and exp.spec.f > 0) else exp.spec.n_honest
         fl = floors(exp, rows)
     parts = laps.table()
     total = sum(parts.values())

@@ -28,3 +28,23 @@ def one_thread():
 def conf_options(group: str) -> list[Path]:
     """Every option YAML of a config group."""
     return sorted((CONF / group).glob("*.yaml"))
+
+
+# Input shape used to test each conf/model option (the dataset injects it in a run).
+MODEL_SHAPES = {
+    "logreg": (1, 8, 8),
+    "mlp": (64,),
+    "lenet": (1, 28, 28),
+    "cnn": (3, 16, 16),
+    "resnet20": (3, 8, 8),
+    "resnet20_bn": (3, 8, 8),
+    "epfml_cnn": (1, 10, 10),
+    "byzfl_cnn_mnist": (1, 16, 16),
+    "byzfl_fc_mnist": (1, 6, 6),
+}
+
+
+@pytest.fixture
+def model_shapes() -> dict[str, tuple[int, ...]]:
+    """Small input shapes for every model option (``MODEL_SHAPES``)."""
+    return MODEL_SHAPES

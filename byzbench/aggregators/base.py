@@ -1,62 +1,45 @@
-"""Contracts for gradient aggregation rules (GARs) and pre-aggregators, and the
-pipeline that chains them.
+"""The pipeline that chains pre-aggregators and one rule, and the contracts it reads.
 
-A GAR is any callable ``rule(x: Tensor[n, d]) -> Tensor[d]``, constructed with plain
-keyword arguments plus the cluster's ``n`` (rows it will receive) and ``f`` (declared
-Byzantine count) injected by ``byzbench.build``. A pre-aggregator maps
-``[n, d] -> [n_out, d]`` and exposes ``n_out``.
-
-Optional attributes a stage may set after each call (read by the run for metrics):
-
-* ``last_weights: Tensor[n] | None`` (rules) - the weight each input row received in
-  the output (e.g. one-hot for Krum, 1/m on the selected rows for Multi-Krum).
-* ``last_mixing: Tensor[n_out, n_in] | None`` (pre-aggregators) - output rows as
-  linear combinations of input rows (bucketing, NNM); ``None`` means row-preserving
-  (row i out comes from row i in, e.g. clipping).
-* ``last_stats: dict[str, float]`` (any stage) - per-call diagnostics the run logs as
-  ``train`` metrics under these names (e.g. cclip's ``cclip_clipped``, the fraction of
-  rows it clipped); names carry the stage's name so stages cannot collide.
-
-Oracle input: a rule with ``needs_honest_row`` true (MoNNA's ``pivot: honest``) reads
-``honest_row``, the index of one honest row of its input, which the run sets through
-:meth:`Pipeline.tell_honest_row` before each aggregation (knowledge a real server lacks;
-documented as such where it is used).
-
-Optional batched call (adaptive attacks evaluate many candidates per round through
-``Pipeline.query_batch``): ``batch(xs: Tensor[k, n, d]) -> Tensor[k, d]`` (rules) or
-``Tensor[k, n_out, d]`` (pre-aggregators), equal to stacking ``stage(xs[i])`` each from
-the same state and the same random draws. A stage without it still works: the
-pipeline then loops over the ``k`` inputs (contributors are not forced to batch).
-
-State: stateful stages (e.g. centered clipping's center) keep state as attributes and
-*reassign* them rather than mutating tensors in place, so ``Pipeline.query`` can
-evaluate the pipeline without side effects by restoring attributes afterwards.
+A rule is a :class:`~byzbench.stages.Rule` (``[n, d] -> [d]``), a pre-aggregator a
+:class:`~byzbench.stages.PreAggregator` (``[n, d] -> [n_out, d]``); both are declared in
+:mod:`byzbench.stages` with every optional capability (weights, mixing, stats, the
+batched path, side inputs, state) and its default. A plain callable becomes a stage
+through :func:`as_stage`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from byzbench.stages import (
+    FunctionPreAggregator,
+    FunctionRule,
+    PreAggregator,
+    Rule,
+    SideInputs,
+    Stage,
+)
 
-@runtime_checkable
-class Aggregator(Protocol):
-    """``[n, d] -> [d]``."""
+Aggregator = Rule  # the name older code and docs use
 
-    def __call__(self, x: Tensor) -> Tensor: ...
+__all__ = ["Aggregator", "Pipeline", "PreAggregator", "Rule", "SideInputs", "Stage",
+           "as_stage"]
 
 
-@runtime_checkable
-class PreAggregator(Protocol):
-    """``[n, d] -> [n_out, d]``."""
-
-    n_out: int
-
-    def __call__(self, x: Tensor) -> Tensor: ...
+def as_stage(obj: Any, kind: str, n: int = 0) -> Stage:
+    """``obj`` itself if it is a stage of ``kind`` (``rule`` | ``preagg``), else a plain
+    callable wrapped in the adapter (a pre-aggregator keeps ``n`` rows)."""
+    base = Rule if kind == "rule" else PreAggregator
+    if isinstance(obj, base):
+        return obj
+    if isinstance(obj, Stage) or not callable(obj):
+        raise TypeError(f"{type(obj).__name__} is not a {base.__name__}")
+    return FunctionRule(obj) if kind == "rule" else FunctionPreAggregator(obj, n)
 
 
 class Pipeline:
@@ -64,57 +47,75 @@ class Pipeline:
 
     ``pipeline(x)`` is the real server aggregation (updates stateful stages);
     ``pipeline.query(x, seed)`` is what an omniscient attacker may evaluate: the same
-    computation with every stage's attributes and generator states restored after,
+    computation with every stage's declared state and generator states restored after,
     drawing from the server's generators (``seed=None``) or from the attacker's own
     (``seed``; see ``RoundContext.query``, which decides).
     """
 
-    def __init__(
-        self, preaggs: Sequence[Callable[[Tensor], Tensor]], rule: Callable[[Tensor], Tensor]
-    ):
-        self.preaggs = list(preaggs)
-        self.rule = rule
+    def __init__(self, preaggs: Sequence[Callable[[Tensor], Tensor]],
+                 rule: Callable[[Tensor], Tensor]):
+        self.preaggs: list[PreAggregator] = [as_stage(p, "preagg") for p in preaggs]
+        self.rule: Rule = as_stage(rule, "rule")  # type: ignore[assignment]
 
     @property
-    def stages(self) -> list[Any]:
+    def stages(self) -> list[Stage]:
         return [*self.preaggs, self.rule]
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The side inputs any stage declares it needs."""
+        return frozenset().union(*(s.needs for s in self.stages))
 
     def __call__(self, x: Tensor) -> Tensor:
         for p in self.preaggs:
             x = p(x)
         return self.rule(x)
 
+    def observe(self, side: SideInputs) -> None:
+        """Hand this round's side inputs to the stages that declare a need."""
+        for s in self.stages:
+            if s.needs:
+                s.observe(side)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every stage's ``state_dict`` (``preagg.<i>`` in order, then ``rule``)."""
+        out = {f"preagg.{i}": p.state_dict() for i, p in enumerate(self.preaggs)}
+        out["rule"] = self.rule.state_dict()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for i, p in enumerate(self.preaggs):
+            p.load_state_dict(state[f"preagg.{i}"])
+        self.rule.load_state_dict(state["rule"])
+
     @contextmanager
     def frozen(self, seed: int | None = None):
-        """Restore every stage's attributes and generator states on exit.
+        """Restore every stage's declared state and generator states on exit.
 
         ``seed=None``: stages draw from the server's own generators (the strongest
         attacker: a query sees exactly the draws the real call will make next).
         ``seed=s``: for the duration of the block each distinct server generator is
         replaced by a fresh one seeded ``s`` on the same device (the attacker's own
         randomness: it neither sees nor advances the server's draws)."""
-        saved = []
-        for s in self.stages:
-            attrs = dict(vars(s)) if hasattr(s, "__dict__") else {}
-            gens = {k: v.get_state() for k, v in attrs.items() if isinstance(v, torch.Generator)}
-            saved.append((s, attrs, gens))
+        saved = self.state_dict()
+        swapped: list[tuple[Any, str, torch.Generator]] = []
         if seed is not None:
             own: dict[int, torch.Generator] = {}
-            for s, attrs, gens in saved:
-                for k in gens:
-                    g = attrs[k]
+            for stage in self.stages:
+                for s, k in stage.generator_slots():
+                    g = getattr(s, k)
+                    if g is None:
+                        continue
                     if id(g) not in own:
                         own[id(g)] = torch.Generator(device=g.device).manual_seed(int(seed))
+                    swapped.append((s, k, g))
                     setattr(s, k, own[id(g)])
         try:
             yield self
         finally:
-            for s, attrs, gens in saved:
-                if attrs:
-                    s.__dict__.clear()
-                    s.__dict__.update(attrs)
-                for k, st in gens.items():
-                    attrs[k].set_state(st)
+            for s, k, g in swapped:
+                setattr(s, k, g)
+            self.load_state_dict(saved)
 
     def query(self, x: Tensor, seed: int | None = None) -> Tensor:
         """Aggregate ``x`` without changing any stage's state (``seed``: see
@@ -123,43 +124,36 @@ class Pipeline:
             return self(x)
 
     def supports_batch(self) -> bool:
-        """Whether every stage has a batched call ``batch(xs [k, n, d])``."""
-        return all(callable(getattr(s, "batch", None)) for s in self.stages)
+        """Whether every stage declares a batched call ``batch(xs [k, n, d])``."""
+        return all(s.has_batch() for s in self.stages)
 
     def query_batch(self, xs: Tensor, seed: int | None = None) -> Tensor:
         """``query(xs[i], seed)`` of each ``xs[i]`` (``xs [k, n, d] -> [k, d]``), every
         one from the same state and random draws, in one batched call when every stage
-        supports it (``stage.batch``: ``[k, n, d] -> [k, d]`` for rules, ``[k, n_out,
-        d]`` for pre-aggregators), else a loop of queries."""
+        supports it, else a loop of queries."""
         if not self.supports_batch():
             return torch.stack([self.query(x, seed) for x in xs])
         with self.frozen(seed):
             for p in self.preaggs:
                 xs = p.batch(xs)
             return self.rule.batch(xs)
+
     def stats(self) -> dict[str, float]:
         """Every stage's ``last_stats`` of the last call, merged."""
         out: dict[str, float] = {}
         for s in self.stages:
-            out.update(getattr(s, "last_stats", None) or {})
+            out.update(s.last_stats)
         return out
-
-    def tell_honest_row(self, row: int) -> None:
-        """Name one honest row of the pipeline's input to rules that need it (oracle
-        knowledge, see the module docstring). Row identities survive only
-        row-preserving pre-aggregators; ``build_pipeline`` refuses the others."""
-        if getattr(self.rule, "needs_honest_row", False):
-            self.rule.honest_row = int(row)
 
     def row_weights(self, n: int) -> Tensor | None:
         """Weight each of the ``n`` pipeline-input rows received in the last output, by
         composing the rule's ``last_weights`` with pre-aggregators' ``last_mixing``;
         ``None`` if the rule does not expose weights."""
-        w = getattr(self.rule, "last_weights", None)
+        w = self.rule.last_weights
         if w is None:
             return None
         for p in reversed(self.preaggs):
-            m = getattr(p, "last_mixing", None)
+            m = p.last_mixing
             if m is not None:
                 w = w @ m.to(w.dtype)
         return w if w.shape[0] == n else None

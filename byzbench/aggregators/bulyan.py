@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class Bulyan:
+class Bulyan(Rule):
     r"""Bulyan: iterated Krum selects :math:`\theta = n - 2f` rows, then per coordinate
     the :math:`\beta = \theta - 2f` selected values closest to their median are
     averaged:
@@ -54,7 +54,7 @@ class Bulyan:
         for _ in range(n - 2 * f):  # sequential by definition; n x n work per step
             idx = np.flatnonzero(remaining)
             sub = d2[np.ix_(idx, idx)]
-            scores = _ops.krum_scores(sub, len(idx) - f - 2)
+            scores = kernels.krum_scores(sub, len(idx) - f - 2)
             # Late steps score with few (at f = 1, zero) neighbours, so ties are common:
             # break them by the total distance to the remaining rows (a value, not an
             # index, so row order does not matter), then by index.
@@ -66,21 +66,21 @@ class Bulyan:
 
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
-    batch = _ops.batch_by_pairwise
+    batch = kernels.batch_by_pairwise
 
-    @_ops.single_blas
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x [n, d] -> [d]``."""
+    @kernels.single_blas
+    def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
+        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
         n, f = x.shape[0], self.f
-        _ops.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
-        d2 = _ops.pairwise(x).d2
+        kernels.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
+        d2 = (kernels.pairwise(x) if pw is None else pw).d2
         sel = self.select(d2)
         beta = len(sel) - 2 * f
         rows = np.asarray(sel)
 
-        def block(xc: _ops.Array) -> _ops.Array:
-            s = _ops.sort0(_ops.take_rows(xc, rows))
-            return _ops.mean_around(s, _ops.median_sorted(s), beta)
+        def block(xc: kernels.Array) -> kernels.Array:
+            s = kernels.sort0(kernels.take_rows(xc, rows))
+            return kernels.mean_around(s, kernels.median_sorted(s), beta)
 
-        self.last_weights = _ops.one_hot(n, sel, x)
-        return _ops.columnwise(block, x).to(x.dtype)
+        self.last_weights = kernels.one_hot(n, sel, x)
+        return kernels.columnwise(block, x).to(x.dtype)

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class CAF:
+class CAF(Rule):
     r"""Covariance-bound agnostic filter: iteratively down-weight the rows that deviate
     most along the top eigenvector of the weighted covariance, and return the weighted
     mean with the smallest top eigenvalue seen.
@@ -39,7 +39,7 @@ class CAF:
     \mathrm{tr}\,\Sigma_1` (:math:`\Sigma_1` the first round's covariance: the rows
     in play coincide up to rounding; relative, so the rule is the same at every
     gradient scale). The Gram matrix is the centered one of
-    ``_ops.pairwise`` (exact for close rows). Non-finite rows start with weight 0.
+    ``kernels.pairwise`` (exact for close rows). Non-finite rows start with weight 0.
 
     Args:
         n: rows it will receive (injected). Needs ``2f < n``.
@@ -90,17 +90,17 @@ class CAF:
 
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
-    batch = _ops.batch_by_pairwise
+    batch = kernels.batch_by_pairwise
 
-    @_ops.single_blas
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x [n, d] -> [d]``."""
+    @kernels.single_blas
+    def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
+        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
         n, f = x.shape[0], self.f
-        _ops.check_rows("caf", n, 2 * f < n, f"2f < n (f={f})")
-        _, g, bad, _ = _ops.pairwise(x)
+        kernels.check_rows("caf", n, 2 * f < n, f"2f < n (f={f})")
+        _, g, bad, _ = kernels.pairwise(x) if pw is None else pw
         p = self.weights(g, bad)
         if p.sum() == 0:
             self.last_weights = None
             return x.mean(dim=0)
         self.last_weights = torch.as_tensor(p, dtype=x.dtype).to(x.device)
-        return _ops.combine(x, p, bad)
+        return kernels.combine(x, p, bad)

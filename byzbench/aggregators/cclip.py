@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class CClip:
+class CClip(Rule):
     r"""Centered clipping around a stateful center :math:`v_0` (the previous output):
 
     .. math:: v_{l+1} = v_l + \frac{1}{n} \sum_{i=1}^n (x_i - v_l)
@@ -27,7 +27,7 @@ class CClip:
     with L = 1); an absolute tau that is large for the task never clips, and cclip is
     then the mean: ``last_stats["cclip_clipped"]`` (logged per round) shows it.
 
-    Distances :math:`\|x_i - v_l\|` are computed directly (``_ops.sqdist_to``): exact
+    Distances :math:`\|x_i - v_l\|` are computed directly (``kernels.sqdist_to``): exact
     when the rows are close to the center relative to their norm. Each iteration reads
     the ``[n, d]`` data twice (distances, combination); no ``[n, d]`` temporary.
     Non-finite rows are infinitely far: their clipped contribution is 0. The center is
@@ -49,6 +49,9 @@ class CClip:
     Byzantine Robust Optimization", ICML 2021.
     """
 
+    state_keys = ("center",)
+
+
     def __init__(self, n: int = 0, f: int = 0, tau: float | str = "auto", iterations: int = 1):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(tau == "auto" or (isinstance(tau, (int, float)) and tau > 0), "agg.tau", tau,
@@ -59,11 +62,11 @@ class CClip:
         self.last_weights: Tensor | None = None
         self.last_stats: dict[str, float] = {}
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
-        _ops.check_rows("cclip", n, n >= 1, "n >= 1")
+        kernels.check_rows("cclip", n, n >= 1, "n >= 1")
         v0 = self.center
         if v0 is None or v0.shape != (d,):
             v0 = torch.zeros(d, dtype=x.dtype, device=x.device)
@@ -71,7 +74,7 @@ class CClip:
         w = np.zeros(n)
         tau = self.tau
         for it in range(self.iterations):
-            d2, bad = _ops.sqdist_to(x, v)
+            d2, bad = kernels.sqdist_to(x, v)
             dist = np.sqrt(d2)
             if tau == "auto":
                 tau = float(np.median(dist[~bad])) if (~bad).any() else 0.0
@@ -82,7 +85,7 @@ class CClip:
                 self.last_stats = {"cclip_clipped": float((s < 1.0).mean()), "cclip_tau": tau}
             keep = 1.0 - s.sum() / n
             w = w * keep + s / n
-            v = _ops.combine(x, s / n, bad) + keep * v
+            v = kernels.combine(x, s / n, bad) + keep * v
         self.center = v.detach().clone()
         self.last_weights = torch.as_tensor(w, dtype=x.dtype).to(x.device)
         return v

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 REDUCES = ("mean", "sum")
 
 
-class CGE:
+class CGE(Rule):
     r"""CGE: keep the ``n - f`` rows of smallest Euclidean norm and average them:
 
     .. math:: u = \frac{1}{n - f} \sum_{k=1}^{n - f} x_{(k)}, \qquad
@@ -51,12 +51,12 @@ class CGE:
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
-        _ops.check_rows("cge", n, f < n, f"n > f (f={f})")
-        sq, bad = _similarity.row_sq_norms(x)
+        kernels.check_rows("cge", n, f < n, f"n > f (f={f})")
+        sq, bad = kernels.similarity.row_sq_norms(x)
         order = np.lexsort((np.arange(n), sq, bad))  # finite first, then norm, then index
         idx = np.sort(order[: n - f])
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        self.last_weights = _ops.one_hot(n, idx, x)
-        out = _ops.combine(x, w, bad)
+        self.last_weights = kernels.one_hot(n, idx, x)
+        out = kernels.combine(x, w, bad)
         return out * float(n - f) if self.reduce == "sum" else out

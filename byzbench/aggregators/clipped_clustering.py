@@ -8,14 +8,14 @@ from scipy.cluster.hierarchy import cut_tree, linkage
 from scipy.spatial.distance import squareform
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 LINKAGES = ("average", "single")
 AGGS = ("mean", "median")
 
 
-class ClippedClustering:
+class ClippedClustering(Rule):
     r"""Clipped clustering: clip, split in two by cosine distance, average the larger
     part.
 
@@ -55,6 +55,9 @@ class ClippedClustering:
     ``aggregators/clippedclustering.py``.
     """
 
+    state_keys = ("norm_history",)
+
+
     def __init__(self, n: int = 1, f: int = 0, linkage: str = "average",
                  max_tau: float | None = None, agg: str = "mean"):
         require(f >= 0, "agg.f", f, "f >= 0")
@@ -89,11 +92,11 @@ class ClippedClustering:
             outs.append(self(x))
         return torch.stack(outs)
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]
-        dist, norms, bad = _similarity.cosine_distances(x)
+        dist, norms, bad = kernels.similarity.cosine_distances(x)
         good = np.flatnonzero(~bad)
         self.norm_history = np.concatenate([self.norm_history, norms[good]])
         tau = float(np.median(self.norm_history)) if len(self.norm_history) else 0.0
@@ -115,6 +118,6 @@ class ClippedClustering:
             self.last_weights = None
             idx = np.flatnonzero(sel)
             rows = x[torch.as_tensor(idx, device=x.device)] * x.new_tensor(scale[idx])[:, None]
-            return _ops.columnwise(_ops.median_block, rows).to(x.device)
+            return kernels.columnwise(kernels.median_block, rows).to(x.device)
         self.last_weights = torch.as_tensor(w, dtype=x.dtype, device=x.device)
-        return _ops.combine(x, w, bad)
+        return kernels.combine(x, w, bad)

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class DnC:
+class DnC(Rule):
     r"""Divide-and-conquer: repeatedly score rows by their squared projection on the
     top singular direction of the centered, coordinate-subsampled inputs, keep the
     ``n - c f`` lowest-scoring rows, intersect the kept sets and average them.
@@ -50,6 +50,9 @@ class DnC:
     (Algorithm 2). Defaults b = 10000, niters = 5, c = 1.
     """
 
+    generator_keys = ("generator",)
+
+
     def __init__(self, n: int, f: int, niters: int = 5, c: float = 1.0, b: int = 10000,
                  on_empty: str = "first", generator: torch.Generator | None = None):
         require(f >= 0, "agg.f", f, "f >= 0")
@@ -65,12 +68,12 @@ class DnC:
         self.generator = generator
         self.last_weights: Tensor | None = None
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
         remove = int(self.c * self.f)
-        _ops.check_rows("dnc", n, n > remove, f"n > floor(c f) = {remove}")
+        kernels.check_rows("dnc", n, n > remove, f"n > floor(c f) = {remove}")
         good_set = np.ones(n, dtype=bool)
         union = np.zeros(n, dtype=bool)
         first = None
@@ -80,9 +83,10 @@ class DnC:
             # caught after the average (one pass over x is saved when there are none).
             # The [n, b] sample is small: numpy float64, no torch thread hand-offs.
             if self.b >= d:
-                a = _ops.to_np(x)
+                a = kernels.to_np(x)
             else:
-                a = _ops.gather_cols(x, _ops.sample_columns(d, self.b, self.generator, x.device))
+                cols = kernels.sample_columns(d, self.b, self.generator, x.device)
+                a = kernels.gather_cols(x, cols)
             bad_s = ~np.isfinite(a.sum(axis=1))
             scores = np.full(n, np.inf)
             if not bad_s.all():
@@ -91,7 +95,7 @@ class DnC:
                 evals, evecs = np.linalg.eigh(y @ y.T)
                 scores[~bad_s] = max(float(evals[-1]), 0.0) * evecs[:, -1] ** 2
             kept = np.zeros(n, dtype=bool)
-            kept[_ops.stable_smallest(scores, n - remove)] = True
+            kept[kernels.stable_smallest(scores, n - remove)] = True
             kept &= ~bad_s
             first = kept if first is None else first
             good_set &= kept
@@ -99,8 +103,8 @@ class DnC:
         if not good_set.any():
             good_set = first if self.on_empty == "first" else union
         out = self._average(x, good_set, None)
-        if not _ops.all_finite(out):  # a selected row is non-finite off the sample
-            bad = ~np.isfinite(_ops.to_np(x.sum(dim=1)))
+        if not kernels.all_finite(out):  # a selected row is non-finite off the sample
+            bad = ~np.isfinite(kernels.to_np(x.sum(dim=1)))
             good_set = good_set & ~bad
             out = self._average(x, good_set, bad)
         return out
@@ -110,5 +114,5 @@ class DnC:
         idx = np.flatnonzero(rows)
         w = np.zeros(n)
         w[idx] = 1.0 / max(1, len(idx))
-        self.last_weights = _ops.one_hot(n, idx, x)
-        return _ops.combine(x, w, bad)
+        self.last_weights = kernels.one_hot(n, idx, x)
+        return kernels.combine(x, w, bad)

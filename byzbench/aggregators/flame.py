@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class FLAME:
+class FLAME(Rule):
     r"""FLAME: cosine-distance HDBSCAN filter, clipping to the median norm, optional
     Gaussian noise.
 
@@ -46,6 +46,9 @@ class FLAME:
     T. Schneider, "FLAME: Taming Backdoors in Federated Learning", USENIX Security 2022.
     """
 
+    generator_keys = ("generator",)
+
+
     def __init__(self, n: int = 1, f: int = 0, noise: float = 0.0,
                  generator: torch.Generator | None = None):
         require(f >= 0, "agg.f", f, "f >= 0")
@@ -74,11 +77,11 @@ class FLAME:
             return np.ones(m, dtype=bool)
         return labels == ids[np.argmax(counts)]
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]
-        dist, norms, bad = _similarity.cosine_distances(x)
+        dist, norms, bad = kernels.similarity.cosine_distances(x)
         good = np.flatnonzero(~bad)
         if len(good) == 0:
             self.last_weights = None
@@ -91,7 +94,7 @@ class FLAME:
             scale = np.where(norms > st, st / np.where(norms > 0, norms, 1.0), 1.0)
         w = np.where(sel, scale, 0.0) / sel.sum()
         self.last_weights = torch.as_tensor(w, dtype=x.dtype, device=x.device)
-        out = _ops.combine(x, w, bad)
+        out = kernels.combine(x, w, bad)
         if self.noise > 0:
             z = torch.randn(x.shape[1], generator=self.generator, dtype=x.dtype,
                             device=self.generator.device).to(x.device)

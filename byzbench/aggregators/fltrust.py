@@ -6,13 +6,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
+from byzbench.data.root import check_server_data, draw_root  # noqa: F401 (re-exported)
+from byzbench.stages import Rule, SideInputs
 
-DRAWS = ("uniform", "balanced")
 
-
-class FLTrust:
+class FLTrust(Rule):
     r"""FLTrust: the server's own gradient :math:`g_0`, computed on a small clean root
     dataset, sets trust and scale:
 
@@ -51,33 +50,37 @@ class FLTrust:
     Federated Learning via Trust Bootstrapping", NDSS 2021.
     """
 
+    needs = frozenset({"server_grad"})
+
+
     def __init__(self, n: int = 1, f: int = 0, server_data: dict | None = None):
         require(f >= 0, "agg.f", f, "f >= 0")
-        self.server_data = check_server_data(server_data or {"size": 100, "draw": "uniform"})
+        # None: no root data (standalone use; a run then stops with one line in the build).
+        self.server_data = None if server_data is None else check_server_data(server_data)
         self.n, self.f = n, f
         self.server_grad: Tensor | None = None
         self.last_weights: Tensor | None = None
 
-    def observe(self, server_grad: Tensor | None = None, **_: object) -> None:
+    def observe(self, side: SideInputs) -> None:
         """The server's root-data gradient for the next call (set by the loop)."""
-        self.server_grad = server_grad
+        self.server_grad = side.server_grad
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]
         g0 = self.server_grad
         if g0 is None:
-            g0 = _ops.columnwise(_ops.median_block, x).to(x.device, x.dtype)
+            g0 = kernels.columnwise(kernels.median_block, x).to(x.device, x.dtype)
         g0 = g0.to(device=x.device, dtype=x.dtype)
         ref_bad = not bool(torch.isfinite(g0).all())
-        sq, bad = _similarity.row_sq_norms(x)
+        sq, bad = kernels.similarity.row_sq_norms(x)
         norms = np.sqrt(sq)
         n0 = float(torch.linalg.vector_norm(g0))
         if ref_bad or n0 == 0.0:
             self.last_weights = x.new_zeros(n)
             return torch.zeros_like(x[0])
-        dots = np.where(bad, 0.0, _ops.to_np(torch.nan_to_num(x) @ g0))
+        dots = np.where(bad, 0.0, kernels.to_np(torch.nan_to_num(x) @ g0))
         with np.errstate(divide="ignore", invalid="ignore"):
             cos = np.where(norms > 0, dots / (np.where(norms > 0, norms, 1.0) * n0), 0.0)
         ts = np.where(bad, 0.0, np.maximum(np.clip(cos, -1.0, 1.0), 0.0))
@@ -86,7 +89,7 @@ class FLTrust:
             return torch.zeros_like(x[0])
         w = ts * n0 / np.where(norms > 0, norms, 1.0) / ts.sum()
         self.last_weights = torch.as_tensor(w, dtype=x.dtype, device=x.device)
-        return _ops.combine(x, w, bad)
+        return kernels.combine(x, w, bad)
 
 
     def batch(self, xs: Tensor) -> Tensor:
@@ -94,34 +97,3 @@ class FLTrust:
         the rule is one matrix-vector product per problem)."""
         return torch.stack([self(x) for x in xs])
 
-
-def check_server_data(node: dict) -> dict:
-    """Validate ``agg.server_data`` (one-line errors)."""
-    require(isinstance(node, dict), "agg.server_data", node, "a mapping {size, draw}")
-    unknown = sorted(set(node) - {"size", "draw"})
-    require(not unknown, f"agg.server_data.{unknown[0] if unknown else ''}", None,
-            "allowed keys: size, draw")
-    size, draw = node.get("size", 100), node.get("draw", "uniform")
-    require(isinstance(size, int) and size >= 1, "agg.server_data.size", size, "an integer >= 1")
-    require(draw in DRAWS, "agg.server_data.draw", draw, f"one of {DRAWS}")
-    return {"size": size, "draw": draw}
-
-
-def draw_root(labels: Tensor, server_data: dict, num_classes: int,
-              generator: torch.Generator) -> Tensor:
-    """Indices ``[size]`` (sorted) of the root dataset among ``labels``'s samples."""
-    size, draw = server_data["size"], server_data["draw"]
-    m = len(labels)
-    require(size < m, "agg.server_data.size", size,
-            f"must leave training samples to the workers (train set has {m})")
-    if draw == "uniform" or num_classes < 2:
-        return torch.randperm(m, generator=generator)[:size].sort().values
-    lab = labels.cpu().long()
-    per = [size // num_classes + (1 if c < size % num_classes else 0) for c in range(num_classes)]
-    out = []
-    for c in range(num_classes):
-        idx = torch.nonzero(lab == c).flatten()
-        require(len(idx) >= per[c], "agg.server_data.size", size,
-                f"class {c} has only {len(idx)} training samples for a balanced root set")
-        out.append(idx[torch.randperm(len(idx), generator=generator)[:per[c]]])
-    return torch.cat(out).sort().values

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import host, require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import host, kernels, require
+from byzbench.stages import Rule, SideInputs
 
 
-class FoolsGold:
+class FoolsGold(Rule):
     r"""FoolsGold: down-weight workers whose *accumulated* updates are too similar to
     each other (sybils pushing one direction). Stateful across rounds.
 
@@ -54,6 +54,10 @@ class FoolsGold:
     Learning in Sybil Settings", RAID 2020 (arXiv:1808.04866).
     """
 
+    state_keys = ("history",)
+    needs = frozenset({"worker_ids"})
+
+
     def __init__(self, n: int = 1, f: int = 0, kappa: float = 1.0, normalize: bool = True):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(kappa > 0, "agg.kappa", kappa, "> 0")
@@ -62,13 +66,14 @@ class FoolsGold:
         self.worker_ids: Tensor | None = None
         self.last_weights: Tensor | None = None
 
-    def observe(self, worker_ids: Tensor | None = None, **_: object) -> None:
-        """Which worker each row of the next call comes from (set by the loop)."""
-        self.worker_ids = worker_ids
+    def observe(self, side: SideInputs) -> None:
+        """Which worker each row of the next call comes from (set by the loop; None
+        for an attacker's queries)."""
+        self.worker_ids = side.worker_ids
 
     def weights(self, h: Tensor) -> np.ndarray:
         """FoolsGold weights ``[n]`` from the histories ``h [n, d]`` (steps 1-3)."""
-        dist, _, bad = _similarity.cosine_distances(h)
+        dist, _, bad = kernels.similarity.cosine_distances(h)
         # cos(H_i, H_j) with a zero diagonal (the authors' cosine_similarity - I): every
         # max below is >= 0, so the pardoning ratio never flips a sign. Bad and zero rows
         # have cosine 0 with everything.
@@ -123,4 +128,4 @@ class FoolsGold:
         self.last_weights = torch.as_tensor(w, dtype=x.dtype, device=x.device)
         if bad.all():
             return x.mean(0)
-        return _ops.combine(x, w, bad)
+        return kernels.combine(x, w, bad)

@@ -9,14 +9,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 SPLITS = ("contiguous", "random")
 _AGG_CONF = Path(__file__).resolve().parents[1] / "conf" / "agg"
 
 
-class GAS:
+class GAS(Rule):
     r"""GAS: split the coordinates into ``p`` groups, run a base robust rule on every
     group, score each row by its distance to the group aggregates, average the
     ``n - f`` best rows:
@@ -50,6 +50,11 @@ class GAS:
     Reference: Y. Liu, C. Gao, Z. Yang (et al.), "Byzantine-robust Learning on
     Heterogeneous Data via Gradient Splitting", ICML 2023.
     """
+
+    substages = ("base",)
+    state_keys = ("_perm",)  # the column permutation, drawn once from the generator
+    generator_keys = ("generator",)
+
 
     def __init__(self, n: int, f: int, p: int = 10, base: Any = "krum",
                  split: str = "contiguous", generator: torch.Generator | None = None):
@@ -89,18 +94,18 @@ class GAS:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
         f = self.f
-        _ops.check_rows("gas", n, f < n, f"n > f (f={f})")
-        _, bad = _similarity.row_sq_norms(x)
+        kernels.check_rows("gas", n, f < n, f"n > f (f={f})")
+        _, bad = kernels.similarity.row_sq_norms(x)
         scores = np.zeros(n)
         for cols in self.groups(d, x.device):
             sub = x[:, cols]
             agg = self.base(sub)
-            dist = _ops.to_np(torch.linalg.vector_norm(sub - agg, dim=1))
+            dist = kernels.to_np(torch.linalg.vector_norm(sub - agg, dim=1))
             scores += np.nan_to_num(dist, nan=np.inf, posinf=np.inf)
         scores[bad] = np.inf
         self.last_scores = scores
-        idx = _ops.stable_smallest(scores, n - f)
+        idx = kernels.stable_smallest(scores, n - f)
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        self.last_weights = _ops.one_hot(n, idx, x)
-        return _ops.combine(x, w, bad)
+        self.last_weights = kernels.one_hot(n, idx, x)
+        return kernels.combine(x, w, bad)

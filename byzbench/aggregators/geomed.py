@@ -6,13 +6,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 INITS = ("mean", "zero")
 
 
-class GeoMed:
+class GeoMed(Rule):
     r"""Approximate geometric median :math:`\arg\min_v \sum_i \alpha_i \|v - x_i\|`
     (uniform :math:`\alpha_i = 1/n`) by the smoothed Weiszfeld iteration of RFA:
 
@@ -33,7 +33,7 @@ class GeoMed:
     in gradient-norm units).
 
     Every iterate after the start is a convex combination :math:`v = \sum_j c_j x_j`, so
-    the iteration runs on the ``n x n`` centered Gram matrix of ``_ops.pairwise``
+    the iteration runs on the ``n x n`` centered Gram matrix of ``kernels.pairwise``
     (:math:`\|x_i - v\|^2 = G_{ii} - 2 (Gc)_i + c^\top G c`, translation invariant since
     the c sum to 1, so its error is relative to the rows' spread, like a direct
     :math:`\|x_i - v\|`) and touches the ``[n, d]`` data twice: one Gram matrix, one
@@ -71,14 +71,14 @@ class GeoMed:
 
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
-    batch = _ops.batch_by_pairwise
+    batch = kernels.batch_by_pairwise
 
-    @_ops.single_blas
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x [n, d] -> [d]``."""
+    @kernels.single_blas
+    def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
+        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
         n = x.shape[0]
-        _ops.check_rows("geomed", n, n >= 1, "n >= 1")
-        _, g, bad, _ = _ops.pairwise(x)
+        kernels.check_rows("geomed", n, n >= 1, "n >= 1")
+        _, g, bad, _ = kernels.pairwise(x) if pw is None else pw
         good = ~bad
         if not good.any():
             self.last_weights = None
@@ -86,15 +86,15 @@ class GeoMed:
         alpha = good / good.sum()
         c = alpha.copy()
         if self.init == "zero":
-            sq0, _ = _ops.sqdist_to(x)
+            sq0, _ = kernels.sqdist_to(x)
             dist = np.sqrt(np.where(good, sq0, 0.0))
         else:
-            dist = np.sqrt(_ops.sqdist_to_combo(g, c))
-        nu = self.nu if self.absolute_nu else self.nu * _ops.median(dist[good])
+            dist = np.sqrt(kernels.sqdist_to_combo(g, c))
+        nu = self.nu if self.absolute_nu else self.nu * kernels.median(dist[good])
         iters = 0
         while iters < self.max_iter:  # iterations on n x n quantities only
             if iters:
-                dist = np.sqrt(_ops.sqdist_to_combo(g, c))
+                dist = np.sqrt(kernels.sqdist_to_combo(g, c))
             iters += 1
             with np.errstate(divide="ignore", invalid="ignore"):
                 beta = np.where(good, alpha / np.maximum(nu, dist), 0.0)
@@ -107,9 +107,9 @@ class GeoMed:
             dc = c_new - c
             step = float(np.sqrt(max(dc @ g @ dc, 0.0)))  # ||v_new - v_old||
             c = c_new
-            if step <= self.tol * _ops.median(dist[good]):
+            if step <= self.tol * kernels.median(dist[good]):
                 break
         self.last_iterations = iters
         self.last_stats = {"geomed_iterations": float(iters)}
         self.last_weights = torch.as_tensor(c, dtype=x.dtype).to(x.device)
-        return _ops.combine(x, c, bad)
+        return kernels.combine(x, c, bad)

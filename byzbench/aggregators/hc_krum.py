@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 LINKAGES = ("average", "complete", "single", "ward")
 
 
-class HCKrum:
+class HCKrum(Rule):
     r"""Hierarchical-clustering Krum: agglomerative clustering of the rows (Euclidean,
     average linkage by default), each cluster represented by its mean, then Krum over
     the representatives.
@@ -32,7 +32,7 @@ class HCKrum:
 
     The seesaw paper names this defense but its equations are not available;
     this is byzbench's reading (see REFERENCE.md). Distances come from one Gram
-    matrix (``_ops.pairwise``, centered); the representatives' distances are
+    matrix (``kernels.pairwise``, centered); the representatives' distances are
     :math:`M G M^\top`-derived (membership rows sum to 1, so centering cancels), so the
     ``[n, d]`` data is read twice (Gram matrix and final combination).
 
@@ -91,15 +91,15 @@ class HCKrum:
 
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
-    batch = _ops.batch_by_pairwise
+    batch = kernels.batch_by_pairwise
 
-    @_ops.single_blas
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x [n, d] -> [d]``."""
+    @kernels.single_blas
+    def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
+        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
         n = x.shape[0]
         kmin = 2 * self.fc + 3
-        _ops.check_rows("hc_krum", n, n >= kmin, f"n >= 2f_c + 3 = {kmin}")
-        d2, g, bad, _ = _ops.pairwise(x)
+        kernels.check_rows("hc_krum", n, n >= kmin, f"n >= 2f_c + 3 = {kmin}")
+        d2, g, bad, _ = kernels.pairwise(x) if pw is None else pw
         good = np.flatnonzero(~bad)
         fc = max(0, self.fc - int(bad.sum()))
         lab = self.clusters(d2[np.ix_(good, good)], 2 * fc + 3)
@@ -109,14 +109,14 @@ class HCKrum:
         memb /= memb.sum(axis=1, keepdims=True)
         if k >= 3:
             gr = memb @ g @ memb.T  # centered Gram of the cluster means
-            dr = _ops.sqdist_from_gram(gr, np.zeros(k, dtype=bool))
+            dr = kernels.sqdist_from_gram(gr, np.zeros(k, dtype=bool))
             fc = min(fc, (k - 3) // 2)
-            a = int(np.argmin(_ops.krum_scores(dr, k - fc - 2)))
+            a = int(np.argmin(kernels.krum_scores(dr, k - fc - 2)))
         else:  # fewer than 3 finite rows: no Krum possible, take the largest cluster
             a = int(np.argmax((memb > 0).sum(axis=1))) if k else 0
         full = np.full(n, -1)
         full[good] = lab
         self.last_labels = full
         w = memb[a] if k else np.zeros(n)
-        self.last_weights = _ops.one_hot(n, np.flatnonzero(w > 0), x)
-        return _ops.combine(x, w, bad)
+        self.last_weights = kernels.one_hot(n, np.flatnonzero(w > 0), x)
+        return kernels.combine(x, w, bad)

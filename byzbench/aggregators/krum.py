@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class Krum:
+class Krum(Rule):
     r"""Krum: the row with the smallest sum of squared distances to its ``n - f - 2``
     nearest other rows:
 
@@ -42,14 +42,14 @@ class Krum:
 
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
-    batch = _ops.batch_by_pairwise
+    batch = kernels.batch_by_pairwise
 
-    @_ops.single_blas
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x [n, d] -> [d]``."""
+    @kernels.single_blas
+    def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
+        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
         n, f = x.shape[0], self.f
-        _ops.check_rows("krum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
-        d2 = _ops.pairwise(x).d2
-        i = int(np.argmin(_ops.krum_scores(d2, n - f - self.k_offset)))
-        self.last_weights = _ops.one_hot(n, [i], x)
+        kernels.check_rows("krum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
+        d2 = (kernels.pairwise(x) if pw is None else pw).d2
+        i = int(np.argmin(kernels.krum_scores(d2, n - f - self.k_offset)))
+        self.last_weights = kernels.one_hot(n, [i], x)
         return x[i].clone()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class MDA:
+class MDA(Rule):
     r"""Minimum-diameter averaging: the mean of the ``n - f`` rows whose diameter is
     smallest:
 
@@ -103,19 +103,19 @@ class MDA:
 
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
-    batch = _ops.batch_by_pairwise
+    batch = kernels.batch_by_pairwise
 
-    @_ops.single_blas
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x [n, d] -> [d]``."""
+    @kernels.single_blas
+    def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
+        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
         n, f = x.shape[0], self.f
-        _ops.check_rows("mda", n, 2 * f < n, f"2f < n (f={f})")
-        d2, _, bad, _ = _ops.pairwise(x)
+        kernels.check_rows("mda", n, 2 * f < n, f"2f < n (f={f})")
+        d2, _, bad, _ = kernels.pairwise(x) if pw is None else pw
         # Squared distances order subsets like distances; a huge finite stand-in for inf
         # keeps the distance sums used for branch ordering finite.
         keep = self.subset(np.where(np.isinf(d2), 1e300, d2))
         idx = np.flatnonzero(keep)
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        self.last_weights = _ops.one_hot(n, idx, x)
-        return _ops.combine(x, w, bad)
+        self.last_weights = kernels.one_hot(n, idx, x)
+        return kernels.combine(x, w, bad)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class MeaMed:
+class MeaMed(Rule):
     r"""Mean around the median: per coordinate, the average of the ``n - f`` values
     closest to the coordinate-wise median:
 
@@ -16,7 +16,7 @@ class MeaMed:
         N_k = \text{the } n - f \text{ indices with smallest } |x_{ik} - \mathrm{med}_k|.
 
     Exact and vectorized: the ``n - f`` values nearest to the median are a contiguous
-    window of the sorted column (see ``_ops.mean_around``; ties go to the lower
+    window of the sorted column (see ``kernels.mean_around``; ties go to the lower
     window). Non-finite entries sort as extremes and are the farthest from the median.
     ``f = 0`` is the mean.
 
@@ -35,19 +35,19 @@ class MeaMed:
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
-        return _ops.columnwise(self._block(x.shape[0]), x).to(x.dtype)
+        return kernels.columnwise(self._block(x.shape[0]), x).to(x.dtype)
 
     def _block(self, n: int):
         f = self.f
-        _ops.check_rows("meamed", n, 2 * f < n, f"2f < n (f={f})")
+        kernels.check_rows("meamed", n, 2 * f < n, f"2f < n (f={f})")
 
-        def block(xc: _ops.Array) -> _ops.Array:
-            s = _ops.sort0(xc)
-            return _ops.mean_around(s, _ops.median_sorted(s), n - f)
+        def block(xc: kernels.Array) -> kernels.Array:
+            s = kernels.sort0(xc)
+            return kernels.mean_around(s, kernels.median_sorted(s), n - f)
 
         return block
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one
         call (columns are independent)."""
-        return _ops.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)
+        return kernels.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)

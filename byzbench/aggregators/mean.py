@@ -6,9 +6,10 @@ import torch
 from torch import Tensor
 
 from byzbench import require
+from byzbench.stages import Rule
 
 
-class Mean:
+class Mean(Rule):
     r"""Average of all rows: :math:`u = \frac{1}{n} \sum_{i=1}^n x_i`.
 
     Not robust: one Byzantine row moves it arbitrarily far, and a non-finite row makes

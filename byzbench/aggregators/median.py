@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class Median:
+class Median(Rule):
     r"""Coordinate-wise median: :math:`u_k = \mathrm{median}(x_{1k}, \dots, x_{nk})`.
 
     For even ``n`` the median is the mean of the two middle values (the usual
@@ -35,13 +35,13 @@ class Median:
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
-        return _ops.columnwise(self._block(x.shape[0]), x).to(x.dtype)
+        return kernels.columnwise(self._block(x.shape[0]), x).to(x.dtype)
 
     def _block(self, n: int):
-        _ops.check_rows("median", n, n >= 1, "n >= 1")
-        return _ops.median_block
+        kernels.check_rows("median", n, n >= 1, "n >= 1")
+        return kernels.median_block
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one
         call (columns are independent)."""
-        return _ops.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)
+        return kernels.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)

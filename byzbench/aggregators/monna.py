@@ -6,13 +6,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule, SideInputs
 
 PIVOTS = ("previous", "honest")
 
 
-class MoNNA:
+class MoNNA(Rule):
     r"""Nearest-neighbour averaging around a pivot: the mean of the ``n - f`` rows
     closest to the pivot :math:`p` (a pivot row itself included, at distance 0):
 
@@ -36,7 +36,7 @@ class MoNNA:
       seeded row permutation it is a uniformly random worker, Byzantine in f/n of the
       rounds).
 
-    Distances to the pivot are computed directly (``_ops.sqdist_to``): exact for
+    Distances to the pivot are computed directly (``kernels.sqdist_to``): exact for
     rows close to each other relative to their norm. Ties go to the lower row index.
     Non-finite rows are infinitely far and never averaged while at most f rows are
     non-finite; a non-finite pivot row is replaced by the first finite row. Not
@@ -54,6 +54,9 @@ class MoNNA:
     ICML 2023.
     """
 
+    state_keys = ("previous",)
+
+
     def __init__(self, n: int, f: int, pivot: int | str = "previous"):
         require(f >= 0, "agg.f", f, "f >= 0")
         require(f < n, "agg.f", f, f"monna needs f < n (n={n})")
@@ -63,24 +66,25 @@ class MoNNA:
         self.n, self.f, self.pivot = n, f, pivot
         self.previous: Tensor | None = None
         self.honest_row: int | None = None
+        # The oracle pivot is a side input the round fills (knowledge a real server lacks).
+        self.needs = frozenset({"honest_row"}) if pivot == "honest" else frozenset()
         self.last_weights: Tensor | None = None
 
-    @property
-    def needs_honest_row(self) -> bool:
-        """Whether the run must name an honest row before each call."""
-        return self.pivot == "honest"
+    def observe(self, side: SideInputs) -> None:
+        """The honest row the run names (``pivot: honest`` only)."""
+        self.honest_row = side.honest_row
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
         f = self.f
-        _ops.check_rows("monna", n, f < n, f"f < n (f={f})")
+        kernels.check_rows("monna", n, f < n, f"f < n (f={f})")
         if self.pivot == "previous":
             v = self.previous
             if v is None or v.shape != (d,):
                 v = torch.zeros(d, dtype=x.dtype, device=x.device)
-            dist, bad = _ops.sqdist_to(x, v)
+            dist, bad = kernels.sqdist_to(x, v)
         else:
             if self.pivot == "honest":
                 # Row 0 until the run names one (e.g. an attacker's Pipeline.query in
@@ -88,18 +92,18 @@ class MoNNA:
                 i = 0 if self.honest_row is None else int(self.honest_row)
             else:
                 i = int(self.pivot)
-            dist, bad = _ops.sqdist_to(x, x[i])
+            dist, bad = kernels.sqdist_to(x, x[i])
             if bad[i]:  # a non-finite pivot row: take the first finite row instead
-                _, row_bad = _ops.sqdist_to(x)
+                _, row_bad = kernels.sqdist_to(x)
                 if (~row_bad).any():
                     i = int(np.flatnonzero(~row_bad)[0])
-                    dist, bad = _ops.sqdist_to(x, x[i])
+                    dist, bad = kernels.sqdist_to(x, x[i])
             dist[i] = 0.0
-        idx = _ops.stable_smallest(dist, n - f)
+        idx = kernels.stable_smallest(dist, n - f)
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        out = _ops.combine(x, w, bad)
+        out = kernels.combine(x, w, bad)
         if self.pivot == "previous":
             self.previous = out.detach().clone()
-        self.last_weights = _ops.one_hot(n, idx, x)
+        self.last_weights = kernels.one_hot(n, idx, x)
         return out

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class MultiKrum:
+class MultiKrum(Rule):
     r"""Multi-Krum: the average of the ``m`` rows with the best Krum scores.
 
     .. math:: s(i) = \sum_{j \in N_i} \|x_i - x_j\|^2, \qquad
@@ -44,19 +44,19 @@ class MultiKrum:
 
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
-    batch = _ops.batch_by_pairwise
+    batch = kernels.batch_by_pairwise
 
-    @_ops.single_blas
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x [n, d] -> [d]``."""
+    @kernels.single_blas
+    def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
+        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
         n, f = x.shape[0], self.f
-        _ops.check_rows("multikrum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
+        kernels.check_rows("multikrum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
         m = min(n - f if self.m is None else self.m, n)
-        d2, _, bad, _ = _ops.pairwise(x)
-        scores = _ops.krum_scores(d2, n - f - self.k_offset)
+        d2, _, bad, _ = kernels.pairwise(x) if pw is None else pw
+        scores = kernels.krum_scores(d2, n - f - self.k_offset)
         scores[bad] = np.inf
-        idx = _ops.stable_smallest(scores, min(m, int((~bad).sum()) or m))
+        idx = kernels.stable_smallest(scores, min(m, int((~bad).sum()) or m))
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        self.last_weights = _ops.one_hot(n, idx, x)
-        return _ops.combine(x, w, bad)
+        self.last_weights = kernels.one_hot(n, idx, x)
+        return kernels.combine(x, w, bad)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class Phocas:
+class Phocas(Rule):
     r"""Phocas: per coordinate, the average of the ``n - f`` values closest to the
     coordinate-wise trimmed mean (``f`` trimmed on each side):
 
@@ -17,7 +17,7 @@ class Phocas:
         |x_{ik} - \mathrm{TrMean}_f(x_{\cdot k})|.
 
     One sort per coordinate gives both the trimmed mean and the nearest window (see
-    ``_ops.mean_around``). Non-finite entries are trimmed / farthest. ``f = 0`` is the
+    ``kernels.mean_around``). Non-finite entries are trimmed / farthest. ``f = 0`` is the
     mean.
 
     Args:
@@ -36,19 +36,19 @@ class Phocas:
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
-        return _ops.columnwise(self._block(x.shape[0]), x).to(x.dtype)
+        return kernels.columnwise(self._block(x.shape[0]), x).to(x.dtype)
 
     def _block(self, n: int):
         f = self.f
-        _ops.check_rows("phocas", n, 2 * f < n, f"2f < n (f={f})")
+        kernels.check_rows("phocas", n, 2 * f < n, f"2f < n (f={f})")
 
-        def block(xc: _ops.Array) -> _ops.Array:
-            s = _ops.sort0(xc)
-            return _ops.mean_around(s, s[f: n - f].mean(0), n - f)
+        def block(xc: kernels.Array) -> kernels.Array:
+            s = kernels.sort0(xc)
+            return kernels.mean_around(s, s[f: n - f].mean(0), n - f)
 
         return block
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one
         call (columns are independent)."""
-        return _ops.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)
+        return kernels.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class SignGuard:
+class SignGuard(Rule):
     r"""SignGuard: norm filter, sign-statistics clustering, then clipped averaging.
 
     1. Norm filter: with :math:`M = \mathrm{median}_i \|x_i\|`, keep
@@ -52,6 +52,9 @@ class SignGuard:
     (arXiv:2109.05872). Defaults L = 0.1, R = 3.0, frac = 0.1.
     """
 
+    generator_keys = ("generator",)
+
+
     def __init__(self, n: int = 1, f: int = 0, lower: float = 0.1, upper: float = 3.0,
                  frac: float = 0.1, sampling: str = "random", normalize: bool = False,
                  generator: torch.Generator | None = None):
@@ -79,7 +82,7 @@ class SignGuard:
         # Ties: the lowest label, i.e. the densest centre (labels follow intensity).
         return labels == ids[np.argmax(counts)]
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, d = x.shape
@@ -100,8 +103,8 @@ class SignGuard:
                                       device=gen.device))
             cols = torch.arange(start, min(d, start + k), device=x.device)
         else:
-            cols = _ops.sample_columns(d, k, self.generator, x.device)
-        a = _ops.gather_cols(x, cols)
+            cols = kernels.sample_columns(d, k, self.generator, x.device)
+        a = kernels.gather_cols(x, cols)
         pos = np.count_nonzero(a > 0, axis=1) / k
         zero = np.count_nonzero(a == 0, axis=1) / k
         feat = np.stack([pos, zero, 1.0 - pos - zero], axis=1)  # nan compares False
@@ -118,7 +121,7 @@ class SignGuard:
             clip = np.where(norms > 0, np.minimum(1.0, med / norms), 1.0)
         w = np.where(s, clip, 0.0) / s.sum()
         self.last_weights = torch.as_tensor(w, dtype=x.dtype).to(x.device)
-        return _ops.combine(x, w, ~finite)
+        return kernels.combine(x, w, ~finite)
 
 
 def estimate_bandwidth(feat: np.ndarray, quantile: float = 0.5) -> float:

@@ -8,11 +8,11 @@ import math
 import numpy as np
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops, _similarity
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class SMEA:
+class SMEA(Rule):
     r"""SMEA: the mean of the ``n - f`` rows whose empirical covariance has the
     smallest largest eigenvalue:
 
@@ -126,13 +126,13 @@ class SMEA:
         out[nbad > 0] = np.inf
         return out, nbad
 
-    @_ops.single_blas
+    @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
-        _ops.check_rows("smea", n, 2 * f < n and math.comb(n, f) <= self.max_subsets,
+        kernels.check_rows("smea", n, 2 * f < n and math.comb(n, f) <= self.max_subsets,
                         f"2f < n and binom(n, f) <= {self.max_subsets} (f={f})")
-        g, bad = _similarity.centered_gram(x)
+        g, bad = kernels.similarity.centered_gram(x)
         self._rank = x.shape[1]
         kept = self.subsets(n, n - f)
         score, nbad = self.scores(g, bad, kept)
@@ -144,5 +144,5 @@ class SMEA:
         idx = kept[best]
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        self.last_weights = _ops.one_hot(n, idx, x)
-        return _ops.combine(x, w, bad)
+        self.last_weights = kernels.one_hot(n, idx, x)
+        return kernels.combine(x, w, bad)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import Rule
 
 
-class TrMean:
+class TrMean(Rule):
     r"""Coordinate-wise trimmed mean: per coordinate, drop the ``b`` largest and ``b``
     smallest values and average the remaining ``n - 2b``:
 
@@ -34,15 +34,15 @@ class TrMean:
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
-        return _ops.columnwise(self._block(x.shape[0]), x).to(x.dtype)
+        return kernels.columnwise(self._block(x.shape[0]), x).to(x.dtype)
 
     def _block(self, n: int):
         f = self.f
-        _ops.check_rows("trmean", n, 2 * f < n, f"2f < n (f={f})")
-        # A selection (order statistics f .. n-f-1), not a full sort: _ops.order_mean.
-        return lambda xc: _ops.order_mean(xc, f, n - f)
+        kernels.check_rows("trmean", n, 2 * f < n, f"2f < n (f={f})")
+        # A selection (order statistics f .. n-f-1), not a full sort: kernels.order_mean.
+        return lambda xc: kernels.order_mean(xc, f, n - f)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one
         call (columns are independent)."""
-        return _ops.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)
+        return kernels.columnwise_batch(self._block(xs.shape[1]), xs).to(xs.dtype)

@@ -23,8 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops as _agg_ops
+from byzbench import kernels, require
 
 _TINY = 1e-12
 
@@ -76,7 +75,7 @@ def coordinate_median(x: Tensor) -> Tensor:
     values (the usual statistical median, not torch's lower median)."""
     # The aggregators' kernel (comparator network / numpy on CPU): torch.quantile sorts
     # a float64 copy, 5x slower at n = 16, d = 5e3.
-    return _agg_ops.columnwise(_agg_ops.median_block, x).to(device=x.device, dtype=x.dtype)
+    return kernels.columnwise(kernels.median_block, x).to(device=x.device, dtype=x.dtype)
 
 
 def medoid(x: Tensor) -> Tensor:

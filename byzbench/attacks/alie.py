@@ -6,10 +6,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import alie_z_max, empty_rows, honest_std
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class ALIE:
+class ALIE(Attack):
     """``b = mu - z * sigma`` (all f rows equal), mu / sigma the honest coordinate-wise
     mean / std (unbiased, as the public code's ``torch.std``).
 

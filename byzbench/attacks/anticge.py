@@ -8,10 +8,10 @@ from torch import Tensor
 
 from byzbench import host, require
 from byzbench.attacks._ops import empty_rows
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class AntiCGE:
+class AntiCGE(Attack):
     """Against CGE (keep the n - f_decl smallest-norm rows): send the *negated* sum of
     the honest gradients CGE would keep, rescaled to a norm just below the largest norm
     that is still kept, so every Byzantine row is kept:

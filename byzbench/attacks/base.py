@@ -1,34 +1,25 @@
 """Contracts for Byzantine attacks.
 
-An attack is any callable ``attack(honest: Tensor[n_h, d], ctx: RoundContext) ->
+An attack is an :class:`Attack`: ``attack(honest: Tensor[n_h, d], ctx: RoundContext) ->
 Tensor[f, d]`` (dtype/device of ``honest``; ``f = ctx.f``; ``f = 0`` gives ``[0, d]``),
 constructed with plain keyword arguments (``n``, ``f``, ``f_declared`` and
 ``num_classes`` are injected by ``byzbench.build`` when the constructor accepts them).
-
-Optional class attributes read by the training loop:
-
-* ``local: bool`` - threat model. ``True``: each Byzantine worker computes its own
-  gradient on its own data shard (same vectorized pass as the honest workers) and the
-  attack receives them as ``ctx.byz_grads [f, d]``. Default ``False`` (omniscient:
-  the attack sees every honest gradient of the round).
-* ``transform_labels(y: Tensor, num_classes: int) -> Tensor`` - applied to the
-  Byzantine workers' labels inside the vectorized gradient pass (label flipping).
-  Implies ``local``.
-* ``byz_momentum: bool`` - under worker momentum, whether ``ctx.byz_grads`` holds the
-  Byzantine workers' momentum (``True``, the default when absent) or their raw
-  gradients (``False``).
-* ``server_randomness: bool`` - set by ``byzbench.build`` from the attack config key of
-  that name; see ``RoundContext.server_randomness``.
+Every optional capability is declared on :class:`Attack` with its default; a plain
+callable becomes an attack through :class:`FunctionAttack`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
+
+from byzbench.stages import Stateful
+
+if TYPE_CHECKING:
+    from byzbench.aggregators.base import Pipeline
 
 
 @dataclass(frozen=True)
@@ -69,7 +60,7 @@ class RoundContext:
     n: int
     f: int
     f_declared: int
-    pipeline: Callable[[Tensor], Tensor] | None = None
+    pipeline: Pipeline | None = None
     prev_aggregate: Tensor | None = None
     byz_grads: Tensor | None = None
     generator: torch.Generator | None = None
@@ -96,12 +87,9 @@ class RoundContext:
         order = self.query_order(x.device) if x.shape[0] == self.n else None
         xp = x if order is None else x[order]
         seed = None if self.server_randomness else int(self.query_seed)
-        if not hasattr(p, "frozen"):
-            agg, w = p(xp), None
-        else:
-            with p.frozen(seed):
-                agg = p(xp)
-                w = p.row_weights(x.shape[0]) if weights else None
+        with p.frozen(seed):
+            agg = p(xp)
+            w = p.row_weights(x.shape[0]) if weights else None
         if not weights:
             return agg
         if w is not None and order is not None:
@@ -117,18 +105,76 @@ class RoundContext:
         p = self.pipeline
         if p is None:
             raise RuntimeError("this attack needs the aggregation pipeline, none in context")
-        if not hasattr(p, "query_batch"):
-            return torch.stack([self.query(x) for x in xs])
         order = self.query_order(xs.device) if xs.shape[1] == self.n and not ordered else None
         xp = xs if order is None else xs.index_select(1, order)
         return p.query_batch(xp, None if self.server_randomness else int(self.query_seed))
 
 
-@runtime_checkable
-class Attack(Protocol):
-    """``honest [n_h, d], ctx -> [f, d]``."""
+class Attack(Stateful):
+    """Base of every attack. Declared capabilities (class attributes; an instance may
+    refine them in ``__init__``), read by the round:
 
-    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor: ...
+    * ``local`` (False): threat model. True: each Byzantine worker computes its own
+      gradient on its own data shard (same vectorized pass as the honest workers), and
+      the attack receives them as ``ctx.byz_grads [f, d]``. False: omniscient, the attack
+      sees every honest row of the round.
+    * ``poisons_data`` (False): the Byzantine workers' minibatches go through
+      :meth:`transform_batch` inside the vectorized pass (label flipping, backdoor
+      triggers). Implies ``local``.
+    * ``byz_momentum`` (True): under worker momentum, whether ``ctx.byz_grads`` holds the
+      Byzantine workers' momentum (True) or their raw gradients (False).
+    * ``server_randomness`` (False): set by ``byzbench.build`` from the attack config
+      key of that name; see ``RoundContext.server_randomness``.
+    * ``scale_param`` (None), ``scale_range`` ((0.01, 10.0)), ``scale_overrides`` ({}):
+      the scale attribute the generic per-round tuner (``attack.tune``) searches, its
+      range, and attribute values it sets first.
+    * ``state_keys`` / ``generator_keys`` (empty): what persists across rounds
+      (``state_dict`` / ``load_state_dict``).
+    """
+
+    local: ClassVar[bool] = False
+    poisons_data: ClassVar[bool] = False
+    byz_momentum: ClassVar[bool] = True
+    server_randomness: ClassVar[bool] = False
+    scale_param: ClassVar[str | None] = None
+    scale_range: ClassVar[tuple[float, float]] = (0.01, 10.0)
+    scale_overrides: ClassVar[dict[str, Any]] = {}
+    capabilities = Stateful.capabilities | {"local", "poisons_data", "byz_momentum",
+                                            "server_randomness", "scale_param",
+                                            "scale_range", "scale_overrides"}
+
+    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def computes(self) -> bool:
+        """Whether the Byzantine workers compute on their own data this round."""
+        return self.local or self.poisons_data
+
+    def transform_batch(self, x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+        """The Byzantine workers' minibatch ``(x [f, B, ...], y [f, B])`` as they train on
+        it (``poisons_data`` only; identity by default)."""
+        return x, y
+
+
+class FunctionAttack(Attack):
+    """Adapter: a plain callable ``fn(honest, ctx) -> [f, d]`` used as an omniscient
+    attack (no state)."""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+
+    def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        return self.fn(honest, ctx)
+
+
+def as_attack(obj: Any) -> Attack:
+    """``obj`` if it is an :class:`Attack`, else a plain callable in the adapter."""
+    if isinstance(obj, Attack):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"{type(obj).__name__} is not an Attack")
+    return FunctionAttack(obj)
 
 
 def repeat_rows(b: Tensor, f: int) -> Tensor:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch import Tensor
 
 from byzbench.attacks._ops import own_grads
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 
 
-class BitFlip:
+class BitFlip(Attack):
     """``b_k = -g_k`` where g_k is Byzantine worker k's honest-protocol gradient on its
     own shard (``ctx.byz_grads``; local threat model, rows differ).
 

@@ -9,10 +9,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import check_unit, empty_rows, length_unit
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class FangKrum:
+class FangKrum(Attack):
     """Craft ``b = -lambda * s`` with ``s = sign(mu)`` (the direction the honest step
     would move the model, reversed) and lambda the largest value, found by halving from
     an upper bound, for which the aggregation pipeline still selects b.

@@ -6,17 +6,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops as agg_ops
-from byzbench.aggregators import _similarity
+from byzbench import kernels, require
 from byzbench.attacks._ops import check_unit, empty_rows, honest_std, length_unit, own_grads
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 from byzbench.attacks.fang_krum import FangKrum
 
 TARGETS = ("trmean", "krum")
 
 
-class FangPartial:
+class FangPartial(Attack):
     """Fang et al.'s attacks when the attacker knows only the Byzantine workers' own
     before-attack gradients (``ctx.byz_grads``, local threat model), used as estimates
     of the honest ones. Direction: ``s = sign(mu_B)``, mu_B / sigma_B the mean / unbiased
@@ -93,8 +91,8 @@ class FangPartial:
         k = max(1, min(ctx.n - f - 2, 2 * f - 1))
         for _ in range(self.max_halvings):
             view = torch.cat([repeat_rows(-lam * s, f), own])
-            d2, _, _ = _similarity.pairwise(view)
-            chosen = int(np.argmin(agg_ops.krum_scores(d2, k))) < f
+            d2, _, _ = kernels.similarity.pairwise(view)
+            chosen = int(np.argmin(kernels.krum_scores(d2, k))) < f
             if chosen or lam / 2 < floor:
                 break
             lam /= 2

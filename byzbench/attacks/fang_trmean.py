@@ -7,10 +7,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import empty_rows
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 
 
-class FangTrmean:
+class FangTrmean(Attack):
     """Per coordinate j, push the aggregate against the honest direction
     ``s_j = sign(mu_j)`` with values just beyond the honest extremes:
 

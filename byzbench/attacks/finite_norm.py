@@ -16,14 +16,14 @@ from byzbench.attacks._ops import (
     length_unit,
     query_candidates,
 )
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 from byzbench.attacks.search import check_search, maximize
 
 DIRECTIONS = ("max_var", "coordinate", "linf", "vector")
 MODES = ("adaptive", "largest_kept", "norm")
 
 
-class FiniteNorm:
+class FiniteNorm(Attack):
     """``b = mu + gamma * L * e`` for all f Byzantine workers (mu = honest mean, L the
     round's length unit: ``unit: spread`` (default) = mean distance of the honest
     gradients to mu, ``pivot_norm`` = ||mu||, ``absolute`` = 1; gamma is scale-free).

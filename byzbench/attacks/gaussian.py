@@ -7,10 +7,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import check_unit, length_unit
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 
 
-class Gaussian:
+class Gaussian(Attack):
     """``b_k ~ N(mean L * 1, (std L)^2 I)`` independently for each Byzantine worker k
     (rows differ), drawn from ``ctx.generator``. L = 1 with ``unit: absolute`` (default:
     the paper's attack ignores the honest gradients, so it is absolute by definition);

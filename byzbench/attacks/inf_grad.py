@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 
 
-class Inf:
+class Inf(Attack):
     """``b = (+inf, ..., +inf)`` on every Byzantine row.
 
     Reference: robustness check (no paper); cf. the "infinity" attack of ByzFL.

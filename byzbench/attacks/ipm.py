@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class IPM:
+class IPM(Attack):
     """``b = -eps * mu`` (all f rows equal), mu the honest mean: with small eps the
     Byzantine vectors hide near the honest ones (vs Krum) and still drag the inner
     product <aggregate, mu> down; large eps vs median / trimmed mean.

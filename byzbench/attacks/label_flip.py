@@ -6,14 +6,15 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import own_grads
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 
 
-class LabelFlip:
+class LabelFlip(Attack):
     """Each Byzantine worker sends its honest-protocol gradient computed on its own shard
     with every label replaced by ``C - 1 - y`` (C classes). The loop applies
-    ``transform_labels`` to the Byzantine workers' labels inside the same vectorized
-    gradient pass as the honest workers, and the attack returns those gradients
+    ``transform_batch`` (labels through ``transform_labels``) to the Byzantine workers'
+    batches inside the same vectorized gradient pass as the honest workers, and the
+    attack returns those gradients
     (``ctx.byz_grads``) unchanged.
 
     Under worker momentum, ``byz_momentum: false`` (default) sends the raw gradient on
@@ -29,6 +30,7 @@ class LabelFlip:
     """
 
     local = True
+    poisons_data = True
 
     def __init__(self, byz_momentum: bool = False, num_classes: int | None = None):
         require(num_classes is None or num_classes >= 2, "attack.num_classes", num_classes,
@@ -40,6 +42,10 @@ class LabelFlip:
     def transform_labels(y: Tensor, num_classes: int) -> Tensor:
         """``y -> num_classes - 1 - y`` (new tensor; integer labels in [0, C))."""
         return (num_classes - 1) - y
+
+    def transform_batch(self, x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+        """Inputs unchanged, labels flipped."""
+        return x, self.transform_labels(y, num_classes)
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         return own_grads(honest, ctx, "label_flip")

@@ -7,12 +7,12 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import empty_rows
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 MODES = ("fixed", "max_var")
 
 
-class Mimic:
+class Mimic(Attack):
     """``b = g_{i*}`` for all f rows: over-represent one honest worker, which hurts
     robust rules on heterogeneous (non-IID) data.
 
@@ -38,6 +38,9 @@ class Mimic:
     Reference: Karimireddy, He, Jaggi, "Byzantine-Robust Learning on Heterogeneous
     Datasets via Bucketing", ICLR 2022 (mimic attack).
     """
+
+    state_keys = ("_mu", "_z", "_last_t", "target")
+
 
     def __init__(self, mode: str = "fixed", worker: int = 0, warmup: int = 1,
                  n: int | None = None, f: int | None = None):

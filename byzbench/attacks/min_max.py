@@ -11,10 +11,10 @@ from byzbench.attacks._ops import (
     max_pairwise_distance,
     mean_deviation,
 )
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class MinMax:
+class MinMax(Attack):
     """``b = mu - gamma * p`` (all f rows equal), with gamma the largest value such that
     b is no further from any honest gradient than the two furthest honest gradients:
 
@@ -23,7 +23,7 @@ class MinMax:
     p: ``unit_vec`` = mu/||mu||, ``sign`` = sign(mu), ``std`` = honest coordinate-wise
     std (the paper's three perturbation vectors). The feasible set of gamma is an
     interval [0, gamma*] (each constraint is a ball), so byzbench computes gamma*
-    exactly (``_ops.largest_scale_in_balls``); the paper's Algorithm 1 and public code
+    exactly (``kernels.largest_scale_in_balls``); the paper's Algorithm 1 and public code
     approach it by a halving search from gamma_init = 10 (reach < 2 gamma_init) with
     tolerance 1e-5 - set ``gamma_max: 20`` to mimic that cap.
 

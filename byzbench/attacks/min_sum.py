@@ -11,10 +11,10 @@ from byzbench.attacks._ops import (
     largest_scale_sum_sq,
     mean_deviation,
 )
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class MinSum:
+class MinSum(Attack):
     """``b = mu - gamma * p`` (all f rows equal), gamma the largest value such that the
     sum of squared distances from b to the honest gradients is at most the largest such
     sum of an honest gradient:
@@ -25,7 +25,7 @@ class MinSum:
     paper's ``max_i`` (a much tighter constraint); byzbench follows the paper by default
     and offers ``bound: min`` for the code's variant. The left side is a convex
     quadratic in gamma, so gamma* is its larger root, computed exactly
-    (``_ops.largest_scale_sum_sq``) where the paper runs a halving search.
+    (``kernels.largest_scale_sum_sq``) where the paper runs a halving search.
 
     Args:
         perturbation: ``unit_vec | sign | std`` (default std).

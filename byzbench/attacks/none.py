@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch import Tensor
 
 from byzbench.attacks._ops import own_grads
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 
 
-class NoAttack:
+class NoAttack(Attack):
     """The f "Byzantine" workers follow the protocol: ``b_k = g_k`` (their own gradient
     on their own shard, computed by the loop in the honest workers' vectorized pass).
 

@@ -9,10 +9,10 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import alie_z_max, check_unit, empty_rows, length_unit, unit
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class ROP:
+class ROP(Attack):
     """Perturb orthogonally to the server's history, from a location relocated towards
     the previous aggregate m = ``ctx.prev_aggregate`` (0 at t = 0):
 

@@ -20,7 +20,7 @@ from byzbench.attacks._ops import (
     query_candidates,
     unit,
 )
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 from byzbench.attacks.search import check_search, maximize
 
 PIVOTS = ("median", "mean", "medoid")
@@ -28,7 +28,7 @@ DIRECTIONS = ("pivot", "std", "sign")
 MAGNITUDES = ("adaptive", "stealth", "fixed", "growing")
 
 
-class Seesaw:
+class Seesaw(Attack):
     """``b_t = r_t - s_t * lambda_t * L_t * u_t`` around a pivot r_t, the side flipping
     like a seesaw every ``period`` rounds; ``L_t`` is the round's length unit, so lambda
     is scale-free.

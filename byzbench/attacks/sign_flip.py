@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
-class SignFlip:
+class SignFlip(Attack):
     """``b = -mu``, ``mu = (1/h) sum_i g_i`` the honest mean (omniscient; all f rows equal).
 
     Args (call): honest ``[h, d]``; returns ``[f, d]``.

@@ -8,7 +8,7 @@ from torch import Tensor
 from byzbench import require
 from byzbench.attacks._ops import empty_rows
 from byzbench.attacks.alie import ALIE
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 from byzbench.attacks.min_max import MinMax
 
 BASES = ("alie", "min_max")
@@ -40,7 +40,7 @@ def match_sign_fractions(b: Tensor, honest: Tensor) -> Tensor:
     return out
 
 
-class SignguardEvasion:
+class SignguardEvasion(Attack):
     """A base attack vector (``alie``: mu - z sigma; ``min_max``: the Min-Max vector)
     whose sign statistics are then made equal to the honest ones: SignGuard (Xu et al.)
     clusters workers on the fractions of positive / zero / negative coordinates, and

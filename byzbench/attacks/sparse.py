@@ -6,14 +6,14 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators._ops import sample_columns
 from byzbench.attacks._ops import alie_z_max, empty_rows, honest_std
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
+from byzbench.kernels import sample_columns
 
 SIGNS = ("ones", "mean")
 
 
-class Sparse:
+class Sparse(Attack):
     """``b = mu - sigma * s * (mask * scale + (1 - mask) * z)`` (all f rows equal): an
     ALIE shift of z honest standard deviations on every coordinate, replaced by
     ``scale`` standard deviations on a sparse set of coordinates (``mask``). mu, sigma:
@@ -40,6 +40,9 @@ class Sparse:
     Reference: CRYPTO-KU/FL-Byzantine-Library, ``attacks/sparse*.py`` (Sparse /
     sparse); the ALIE base: Baruch et al., NeurIPS 2019.
     """
+
+    state_keys = ("mask",)
+
 
     scale_param = "scale"
     scale_range = (0.01, 100.0)

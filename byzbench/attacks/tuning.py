@@ -10,11 +10,11 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import query_candidates
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 from byzbench.attacks.search import SEARCHES, check_search, maximize
 
 
-class Tuned:
+class Tuned(Attack):
     """Wrap an attack and choose its scale each round to maximize the damage:
 
     ``v_t = argmax_{v in [lo, hi]} || P(cat(G, attack_v(G))) - mean(G) ||``
@@ -59,29 +59,34 @@ class Tuned:
         start: float = 0.0,
         delta: float = 1.0,
     ):
-        param = param or getattr(attack, "scale_param", None)
+        param = param or attack.scale_param
         require(param is not None and hasattr(attack, param), "attack.tune.param", param,
                 f"the name of a scale attribute of {type(attack).__name__}")
-        rng = getattr(attack, "scale_range", (0.01, 10.0))
+        rng = attack.scale_range
         lo = float(rng[0] if lo is None else lo)
         hi = float(rng[1] if hi is None else hi)
         check_search(search, lo, hi, budget, "attack.tune")
         require(start >= 0, "attack.tune.start", start, ">= 0")
         require(delta > 0, "attack.tune.delta", delta, "> 0")
         self.attack = copy.deepcopy(attack)
-        for k, v in getattr(attack, "scale_overrides", {}).items():
+        for k, v in attack.scale_overrides.items():
             setattr(self.attack, k, v)
         self.param, self.budget, self.lo, self.hi = param, int(budget), lo, hi
         self.search, self.start, self.delta = search, float(start), float(delta)
-        self.local = bool(getattr(attack, "local", False))
+        # The wrapped attack's declarations are the tuner's.
+        self.local, self.poisons_data = attack.local, attack.poisons_data
+        self.byz_momentum, self.server_randomness = attack.byz_momentum, attack.server_randomness
         self.last_scale: float | None = None
         self.last_evals: int | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        # Delegate optional protocol attributes (e.g. transform_labels) to the attack.
-        if name == "attack":
-            raise AttributeError(name)
-        return getattr(self.attack, name)
+    def transform_batch(self, x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+        return self.attack.transform_batch(x, y, num_classes)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.attack.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.attack.load_state_dict(state)
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         if ctx.f == 0:

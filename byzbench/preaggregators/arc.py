@@ -7,11 +7,11 @@ import math
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import PreAggregator
 
 
-class ARC:
+class ARC(PreAggregator):
     r"""Adaptive robust clipping: the ``k`` largest-norm rows are clipped to the norm of
     the (k+1)-th largest, with :math:`k = \lfloor 2 (f/n) (n - f) \rfloor`:
 
@@ -28,7 +28,7 @@ class ARC:
         f: declared Byzantine count (injected).
 
     ``last_mixing`` is None; ``last_threshold`` holds C. The output buffer is reused
-    across calls (valid until the next call; see ``_ops.reusable``).
+    across calls (valid until the next call; see ``kernels.reusable``).
 
     Reference: Y. Allouah, R. Guerraoui, N. Gupta, A. Jellouli, G. Rizk, J. Stephan,
     "Adaptive Gradient Clipping for Robust Federated Learning", ICLR 2025
@@ -56,7 +56,7 @@ class ARC:
         self.last_threshold = float(c)
         # Rows at or below C keep scale 1 (also when C = 0 and the row is 0: no 0/0).
         scale = torch.where(norms > c, c / norms, torch.ones_like(norms))
-        return torch.mul(x, scale.unsqueeze(1), out=_ops.reusable(self, tuple(x.shape), x))
+        return torch.mul(x, scale.unsqueeze(1), out=kernels.reusable(self, tuple(x.shape), x))
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, n, d]`` (a new tensor; ``last_threshold`` not set)."""

@@ -7,11 +7,11 @@ import math
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import PreAggregator
 
 
-class Bucketing:
+class Bucketing(PreAggregator):
     r"""Bucketing: shuffle the rows with the run's seeded generator, split them into
     ``ceil(n / s)`` buckets of ``s`` consecutive rows (the last one smaller when
     ``s`` does not divide n) and output each bucket's mean:
@@ -34,11 +34,14 @@ class Bucketing:
             seeded 0.
 
     ``last_mixing [n_out, n]`` has ``1/|B_b|`` on the rows of bucket b. The output
-    buffer is reused across calls (valid until the next call; see ``_ops.reusable``).
+    buffer is reused across calls (valid until the next call; see ``kernels.reusable``).
 
     Reference: S. P. Karimireddy, L. He, M. Jaggi, "Byzantine-Robust Learning on
     Heterogeneous Datasets via Bucketing", ICLR 2022.
     """
+
+    generator_keys = ("generator",)
+
 
     def __init__(self, n: int, f: int = 0, s: int = 2, generator: torch.Generator | None = None):
         require(s >= 1, "preagg.bucketing.s", s, "s >= 1")
@@ -77,7 +80,7 @@ class Bucketing:
         mix = torch.zeros(-(-n // s), n, dtype=x.dtype, device=x.device)
         mix[bucket, perm] = 1.0 / size
         self.last_mixing = mix
-        out = _ops.reusable(self, (mix.shape[0], d), x)
+        out = kernels.reusable(self, (mix.shape[0], d), x)
         if x.device.type == "cpu":
             # index_add reads x once and adds each row into its own bucket only, so a
             # non-finite row spoils only its bucket; O(n d), unlike an [n_out, n] @
@@ -93,7 +96,7 @@ class Bucketing:
         # Elsewhere one deterministic matrix product; it spreads 0 * nan from a
         # non-finite row into every bucket, so then fall back to gather + mean.
         torch.matmul(mix, x, out=out)
-        if _ops.all_finite(out.sum(dim=1)):
+        if kernels.all_finite(out.sum(dim=1)):
             return out
         xp = x.index_select(0, perm)
         full = n // s

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import PreAggregator
 
 
-class Clipping:
+class Clipping(PreAggregator):
     r"""Static clipping: every row is scaled to norm at most ``threshold``:
 
     .. math:: y_i = x_i \min\Big(1, \frac{C}{\|x_i\|}\Big).
@@ -23,7 +23,7 @@ class Clipping:
         threshold: C, > 0. Scale-dependent: choose it for your model's gradient norms.
 
     ``last_mixing`` is None (row i out comes from row i in). The output buffer is
-    reused across calls (valid until the next call; see ``_ops.reusable``).
+    reused across calls (valid until the next call; see ``kernels.reusable``).
 
     Reference: the static pre-aggregation clipping studied by Allouah et al.,
     "Adaptive Gradient Clipping for Robust Federated Learning" (ICLR 2025,
@@ -40,7 +40,7 @@ class Clipping:
         """``x [n, d] -> [n, d]``."""
         norms = torch.linalg.vector_norm(x, dim=1)
         scale = torch.clamp(self.threshold / norms, max=1.0)
-        return torch.mul(x, scale.unsqueeze(1), out=_ops.reusable(self, tuple(x.shape), x))
+        return torch.mul(x, scale.unsqueeze(1), out=kernels.reusable(self, tuple(x.shape), x))
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, n, d]`` (a new tensor)."""

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench import kernels, require
+from byzbench.stages import PreAggregator
 
 
 def neighbour_mixing(d2: np.ndarray, m: int) -> np.ndarray:
@@ -22,7 +22,7 @@ def neighbour_mixing(d2: np.ndarray, m: int) -> np.ndarray:
     return mix
 
 
-class NNM:
+class NNM(PreAggregator):
     r"""Nearest-neighbour mixing: every row is replaced by the average of its
     ``n - f`` nearest rows (itself included, at distance 0):
 
@@ -39,7 +39,7 @@ class NNM:
         f: declared Byzantine count (injected).
 
     ``last_mixing [n, n]`` is the mixing matrix (rows sum to 1). The output buffer is
-    reused across calls (valid until the next call; see ``_ops.reusable``).
+    reused across calls (valid until the next call; see ``kernels.reusable``).
 
     Reference: Y. Allouah, S. Farhadkhani, R. Guerraoui, N. Gupta, R. Pinot, J. Stephan,
     "Fixing by Mixing: A Recipe for Optimal Byzantine ML under Heterogeneity",
@@ -53,39 +53,38 @@ class NNM:
         self.n_out = n
         self.last_mixing: Tensor | None = None
 
-    @_ops.single_blas
+    @kernels.single_blas
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, n, d]``: the k problems' distances computed together
-        (``_ops.pairwise_batch``), then one batched ``[k, n, n] @ [k, n, d]`` product
+        (``kernels.pairwise_batch``), then one batched ``[k, n, n] @ [k, n, d]`` product
         (per-problem calls when a problem has non-finite rows)."""
         n, f = xs.shape[1], self.f
-        _ops.check_rows("nnm", n, f < n, f"f < n (f={f})")
+        kernels.check_rows("nnm", n, f < n, f"f < n (f={f})")
         views = list(xs.unbind(0))
-        pws = _ops.pairwise_batch(xs)
+        pws = kernels.pairwise_batch(xs)
         if any(pw.bad.any() for pw in pws):
-            with _ops.shared_pairwise(views, pws):
-                return torch.stack([self(x).clone() for x in views])
+            return torch.stack([self(x, pw=pw).clone() for x, pw in zip(views, pws)])
         mixes = [neighbour_mixing(pw.d2, n - f) for pw in pws]
         w = torch.as_tensor(np.stack(mixes), dtype=xs.dtype).to(xs.device)
         return torch.bmm(w, xs)
 
-    @_ops.single_blas
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x [n, d] -> [n, d]``."""
+    @kernels.single_blas
+    def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
+        """``x [n, d] -> [n, d]`` (``pw``: ``kernels.pairwise(x)`` when known)."""
         n, f = x.shape[0], self.f
-        _ops.check_rows("nnm", n, f < n, f"f < n (f={f})")
-        d2, _, bad, _ = _ops.pairwise(x)
+        kernels.check_rows("nnm", n, f < n, f"f < n (f={f})")
+        d2, _, bad, _ = kernels.pairwise(x) if pw is None else pw
         mix = neighbour_mixing(d2, n - f)
-        out = _ops.reusable(self, tuple(x.shape), x)
+        out = kernels.reusable(self, tuple(x.shape), x)
         if bad.any():
             mix[bad] = 0.0
             mix[bad, np.flatnonzero(bad)] = 1.0
             w = mix.copy()
             w[:, bad] = 0.0
-            _ops.combine(x, w, bad, out=out)
+            kernels.combine(x, w, bad, out=out)
             rows = torch.as_tensor(np.flatnonzero(bad), device=x.device)
             out[rows] = x[rows]
         else:
-            _ops.combine(x, mix, out=out)
+            kernels.combine(x, mix, out=out)
         self.last_mixing = torch.as_tensor(mix, dtype=x.dtype).to(x.device)
         return out

@@ -119,7 +119,7 @@ def grid_figures(grid: pd.DataFrame, stem: Path, x: str = "f",
     """One figure per group, one heatmap panel per rule (shared color scale)."""
     import matplotlib.pyplot as plt
 
-    from byzbench.figures import _slug, save
+    from byzbench.plots import save, slug
 
     paths: list[Path] = []
     accuracy = "accuracy" in metric
@@ -154,5 +154,5 @@ def grid_figures(grid: pd.DataFrame, stem: Path, x: str = "f",
         fig.colorbar(im, ax=list(axes[0]), shrink=0.9, label=f"worst-case {stat} {metric}")
         if g:
             fig.suptitle(g, fontsize=10)
-        paths += save(fig, Path(f"{stem}_{_slug({'g': g})}" if g else stem))
+        paths += save(fig, Path(f"{stem}_{slug({'g': g})}" if g else stem))
     return paths

@@ -175,7 +175,7 @@ def reference_figure(cmp: pd.DataFrame, stem: Path) -> list[Path]:
     every row (e.g. the experiment) are left out of the labels."""
     import matplotlib.pyplot as plt
 
-    from byzbench.figures import save
+    from byzbench.plots import save
 
     d = cmp[cmp["flag"] != "not run"].reset_index(drop=True)
     if d.empty:

@@ -26,6 +26,7 @@ learning rate on its own shard from there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,23 @@ class Node:
     f_declared: int
 
 
+@dataclass(frozen=True)
+class Builders:
+    """What the build hands the gossip topology (so that it never imports the build):
+    ``pipeline(m, f)`` a node's pipeline for m rows told f; ``attack(spec)`` an attack
+    for one recipient's ``ClusterSpec``; ``solver(rows)`` the configured optimizer and
+    scheduler over a parameter tensor; ``seed`` the placement's seed (stream byz_ids);
+    the run's ``device``, ``worker_momentum`` and ``preagg`` config (for messages)."""
+
+    pipeline: Callable[[int, int], Pipeline]
+    attack: Callable[[ClusterSpec], Any]
+    solver: Callable[[Tensor], tuple[Any, Any]]
+    seed: int
+    device: torch.device
+    worker_momentum: float = 0.0
+    preagg: Any = None
+
+
 def _declared_f(mode: Any, f_global: int, f_node: int) -> int:
     if mode == "global":
         return f_global
@@ -78,16 +96,9 @@ def _declared_f(mode: Any, f_global: int, f_node: int) -> int:
 
 
 def _batchable(p: Pipeline) -> bool:
-    # Shim until the engine contract (issue 18) declares state: a stage with declared
-    # state keys is called node by node (its own state per node).
-    return p.supports_batch() and not any(getattr(s, "state_keys", ()) for s in p.stages)
-
-
-def _call_batch(p: Pipeline, xs: Tensor) -> Tensor:
-    """The real (state-updating) batched call ``[k, m, d] -> [k, d]``."""
-    for s in p.preaggs:
-        xs = s.batch(xs)
-    return p.rule.batch(xs)
+    """One batched call for a group: every stage declares a batched path and none
+    declares state (a stateful rule keeps its own state per node: a loop)."""
+    return p.supports_batch() and not any(s.state_keys for s in p.stages)
 
 
 @dataclass
@@ -106,8 +117,7 @@ class Gossip:
     recv: list[tuple[int, int, int]]  # (honest index, first message row, count)
     fiedler: Tensor
     attacks: dict[int, Any]
-    solver_cfg: Any
-    schedule_cfg: Any
+    solver: Callable[[Tensor], tuple[Any, Any]]
     eval_nodes: bool = True
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -122,14 +132,12 @@ class Gossip:
         return train_gossip(self, exp)
 
 
-def build_gossip(cfg: Any, spec: ClusterSpec, num_classes: int, seed: int,
-                 device: torch.device, agg_gen: torch.Generator) -> Gossip:
-    """The gossip topology of ``cfg.topology`` for ``spec.n`` nodes, ``spec.f``
-    Byzantine (one-line ConfigErrors naming ``topology.*`` or the node a rule does not
-    fit)."""
-    from byzbench.build import _plain, build_attack, build_pipeline, stream_seed
-
-    t = _plain(cfg.topology)
+def build_gossip(node: dict, spec: ClusterSpec, b: Builders) -> Gossip:
+    """The gossip topology of the ``topology`` config ``node`` (a plain dict) for
+    ``spec.n`` nodes, ``spec.f`` Byzantine (one-line ConfigErrors naming ``topology.*``
+    or the node a rule does not fit)."""
+    t = dict(node)
+    device = b.device
     t.pop("name", None)
     gnode = dict(t.pop("graph", {}) or {})
     gname = gnode.pop("name", "ring")
@@ -152,17 +160,15 @@ def build_gossip(cfg: Any, spec: ClusterSpec, num_classes: int, seed: int,
             "global, byzantine_neighbours or an integer bound b >= 0")
     require(spec.participation == 1.0, "cluster.participation", spec.participation,
             "1.0 with topology=gossip (every node takes part in every round)")
-    require(float(cfg.worker_momentum) == 0.0, "worker_momentum", cfg.worker_momentum,
+    require(b.worker_momentum == 0.0, "worker_momentum", b.worker_momentum,
             "0 with topology=gossip (each node's solver keeps its own momentum: solver.momentum)")
-    require(not _plain(cfg.agg).get("server_data"), "agg.server_data",
-            _plain(cfg.agg).get("server_data"), "none with topology=gossip (there is no server)")
     n, f = spec.n, spec.f
     graph = make_graph(n, gname, **gnode)
     placement = bnode.pop("placement", "random")
     ids = bnode.pop("ids", None)
     for k in bnode:
         raise ConfigError(f"topology.byzantine.{k} is not a key: allowed placement, ids")
-    byz = byzantine_nodes(graph, f, placement, ids, stream_seed(seed, "byz_ids"))
+    byz = byzantine_nodes(graph, f, placement, ids, b.seed)
     honest = np.setdiff1d(np.arange(n), byz)
     adj = graph.adjacency
     if not allow:
@@ -208,18 +214,20 @@ def build_gossip(cfg: Any, spec: ClusterSpec, num_classes: int, seed: int,
     for (m, fd), members in sorted(keys.items()):
         def make(ks: list[int], m=m, fd=fd) -> Pipeline:
             try:
-                p = build_pipeline(cfg.preagg, cfg.agg, m, fd, agg_gen)
+                p = b.pipeline(m, fd)
             except ConfigError as e:
                 v = int(honest[ks[0]])
                 raise ConfigError(f"{e} (topology=gossip: node {v} has {m - 1} neighbours, "
                                   f"its rule sees n={m} rows and is told f={fd})") from None
+            require(p.rule.server_data is None, "agg.server_data", p.rule.server_data,
+                    "none with topology=gossip (there is no server)")
             if isinstance(p.rule, GossipRule):
-                rows = sum(1 for s in p.preaggs if getattr(s, "n_out", m) != m)
-                require(rows == 0, "preagg", _plain(cfg.preagg),
+                rows = sum(1 for s in p.preaggs if s.n_out != m)
+                require(rows == 0, "preagg", b.preagg,
                         "row-preserving pre-aggregators only before a gossip rule")
                 w = torch.as_tensor(np.stack([w_node[k] for k in ks]), device=device)
-                b = torch.as_tensor([nodes[k].byz_weight for k in ks], device=device)
-                p.rule.set_mixing(w, b)
+                bw = torch.as_tensor([nodes[k].byz_weight for k in ks], device=device)
+                p.rule.set_mixing(w, bw)
             return p
 
         pipes = [make([k]) for k in members]
@@ -233,7 +241,7 @@ def build_gossip(cfg: Any, spec: ClusterSpec, num_classes: int, seed: int,
     for k, _r0, cnt in recv:
         nd = nodes[k]
         node_spec = ClusterSpec(n=len(node_idx[k]), f=cnt, f_declared=nd.f_declared)
-        attacks[k] = build_attack(cfg.attack, node_spec, num_classes)
+        attacks[k] = b.attack(node_spec)
     from byzbench.topology.weights import spectral_gap
 
     info = {"graph": gname, "byzantine_nodes": byz.tolist(), "weights": weights,
@@ -241,17 +249,15 @@ def build_gossip(cfg: Any, spec: ClusterSpec, num_classes: int, seed: int,
             "groups": len(groups), "byz_edges": int(row - n_h)}
     return Gossip(graph=graph, byz=byz, W=W, gossip_steps=gossip_steps, declared_f=declared,
                   nodes=nodes, groups=groups, n_msgs=row - n_h, recv=recv,
-                  fiedler=fied.to(device), attacks=attacks, solver_cfg=cfg.solver,
-                  schedule_cfg=cfg.schedule, eval_nodes=bool(eval_nodes), info=info)
+                  fiedler=fied.to(device), attacks=attacks, solver=b.solver,
+                  eval_nodes=bool(eval_nodes), info=info)
 
 
-def build_topology(cfg: Any, spec: ClusterSpec, num_classes: int, seed: int,
-                   device: torch.device, agg_gen: torch.Generator) -> Gossip | None:
+def build_topology(node: dict | None, spec: ClusterSpec, b: Builders) -> Gossip | None:
     """``topology=server`` (None: the parameter-server round of ``byzbench.loop``) or
-    the gossip topology."""
-    node = cfg.get("topology")
-    name = None if node is None else node.get("name", "server")
+    the gossip topology of ``node`` (the ``topology`` config as a plain dict)."""
+    name = None if not node else node.get("name", "server")
     require(name in (None, "server", "gossip"), "topology.name", name, "server or gossip")
     if name in (None, "server"):
         return None
-    return build_gossip(cfg, spec, num_classes, seed, device, agg_gen)
+    return build_gossip(node, spec, b)

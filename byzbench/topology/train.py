@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,13 @@ from byzbench import host
 from byzbench.aggregators.base import Pipeline
 from byzbench.aggregators.gossip.base import GossipRule
 from byzbench.topology.context import NodeContext
+
+
+def _call_batch(p: Pipeline, xs: Tensor) -> Tensor:
+    """The real (state-updating) batched call ``[k, m, d] -> [k, d]``."""
+    for s in p.preaggs:
+        xs = s.batch(xs)
+    return p.rule.batch(xs)
 
 
 def _byz_share(p: Pipeline, byz_cols: Tensor, batched: bool) -> Tensor | None:
@@ -37,7 +45,7 @@ def gossip_round(topo: Any, X: Tensor, t: int, exp: Any, prev: Tensor | None,
     neighbourhood, one batched call per group of equal (m, declared f)."""
     n_h, d = X.shape
     M = X.new_zeros((topo.n_msgs, d))
-    server_randomness = bool(getattr(exp.attack, "server_randomness", False))
+    server_randomness = exp.attack.server_randomness
     for k, r0, cnt in topo.recv:
         nd = topo.nodes[k]
         H = X[torch.as_tensor(nd.honest, device=X.device)]
@@ -61,8 +69,6 @@ def gossip_round(topo: Any, X: Tensor, t: int, exp: Any, prev: Tensor | None,
     for g in topo.groups:
         xs = T[g.idx]
         if g.batch is not None:
-            from byzbench.topology.gossip import _call_batch
-
             out[g.nodes] = _call_batch(g.batch, xs).to(X.dtype)
             share = _byz_share(g.batch, g.byz_cols, True) if weights_out is not None else None
         else:
@@ -89,9 +95,7 @@ def train_gossip(topo: Any, exp: Any):
     (mean squared distance of the honest rows to their average) and
     ``train/byz_weight`` (mean over the nodes with a Byzantine neighbour of the output
     weight on their rows, where the rule exposes weights; ``byz_weight_max``)."""
-    from byzbench.algorithms.dsgd import DSGD
-    from byzbench.build import build_solver
-    from byzbench.loop import Result, _draw, _no_lap, evaluate
+    from byzbench.loop import Result, _draw, _no_lap, do_eval, evaluate
 
     data, log = exp.data, exp.log
     n_h, f = len(topo.nodes), len(topo.byz)
@@ -100,10 +104,9 @@ def train_gossip(topo: Any, exp: Any):
                           for k, p in zip(g.nodes.tolist(), g.pipelines)}
     topo.honest_ids = np.setdiff1d(np.arange(topo.graph.n), topo.byz)
     X = exp.theta.detach().unsqueeze(0).repeat(n_h, 1).requires_grad_(True)
-    opt, sched = build_solver(topo.solver_cfg, topo.schedule_cfg, X)
-    workers = exp.workers or DSGD(exp.model, data.task)
-    transform = getattr(exp.attack, "transform_labels", None)
-    local = (bool(getattr(exp.attack, "local", False)) or transform is not None) and f > 0
+    opt, sched = topo.solver(X)
+    workers = exp.workers
+    local = exp.attack.computes and f > 0
     ids = torch.arange(n_h + (f if local else 0), device=dev)
     # A Byzantine node's honest-protocol model: the mean of its honest neighbours'.
     adj = topo.graph.adjacency[np.ix_(topo.byz, topo.honest_ids)].astype(np.float64)
@@ -113,16 +116,9 @@ def train_gossip(topo: Any, exp: Any):
     status, t_done = "ok", 0
     lap = exp.lap or _no_lap
 
-    def do_eval(t: int) -> None:
+    def evaluate_nodes(t: int) -> None:
         Xd = X.detach()
-        xbar = Xd.mean(0)
-        splits = ("test",) + ("val",) * (data.y_val is not None) + ("train",) * exp.eval_train
-        for split in splits:
-            res = evaluate(exp.model, xbar, data, split)
-            for k, v in res.items():
-                log.add(t, split, f"{k}_full" if split == "train" else k, v)
-            if split == "train" and exp.f_star is not None:
-                log.add(t, "train", "opt_gap", res["loss"] - exp.f_star)
+        do_eval(replace(exp, theta=Xd.mean(0)), t)  # the average honest model
         if topo.eval_nodes:
             per = [evaluate(exp.model, Xd[k], data, "test") for k in range(n_h)]
             for key in per[0]:
@@ -130,12 +126,12 @@ def train_gossip(topo: Any, exp: Any):
                 log.add(t, "test", f"{key}_mean", v.mean())
                 log.add(t, "test", f"{key}_worst", v.min() if key == "accuracy" else v.max())
 
-    do_eval(0)
+    evaluate_nodes(0)
     for t in range(exp.rounds):
         t0 = time.perf_counter()
         Xd = X.detach()
         rows = torch.cat([Xd, A @ Xd]) if local else Xd
-        U, losses = workers(rows, _draw(exp, ids, n_h, transform, lap))
+        U, losses = workers(rows, _draw(exp, ids, n_h, lap))
         byz_own = None
         if local:
             lr = float(opt.param_groups[0].get("lr", 1.0))
@@ -172,7 +168,7 @@ def train_gossip(topo: Any, exp: Any):
         log.add(t + 1, "time", "round", time.perf_counter() - t0)
         t_done = t + 1
         if status != "ok" or t_done % exp.eval_every == 0 or t_done == exp.rounds:
-            do_eval(t_done)
+            evaluate_nodes(t_done)
         if status != "ok":
             break
     log.flush()

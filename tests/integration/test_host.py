@@ -30,7 +30,7 @@ from .conftest import compose_cfg
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TRAPPED = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "to")
 # (overrides, distance computations per round): to_host runs once per round for the
-# divergence flag, plus per ``_ops.pairwise`` the Gram matrix and, off the CPU, the
+# divergence flag, plus per ``kernels.pairwise`` the Gram matrix and, off the CPU, the
 # probe's ``n x 1024`` column sample (on the CPU the probe reads numpy views: no
 # transfer); coordinate-wise rules and the mean need none.
 CASES = [

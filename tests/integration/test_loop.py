@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from byzbench import ConfigError
+from byzbench.attacks.base import Attack
 from byzbench.build import build_experiment
 from byzbench.grads import loop_grads
 from byzbench.loop import train
@@ -14,16 +15,19 @@ from byzbench.loop import train
 from .conftest import TINY, compose_cfg, conf_options
 
 
-class Recorder:
-    """Wraps an attack and a sampler to capture what the loop gave them."""
+class Recorder(Attack):
+    """Wraps an attack and a sampler to capture what the loop gave them (the wrapped
+    attack's declarations are the recorder's)."""
 
     def __init__(self, exp):
         self.attack, self.sample = exp.attack, exp.sampler.sample
-        self.local = getattr(exp.attack, "local", False)
-        if hasattr(exp.attack, "transform_labels"):
-            self.transform_labels = exp.attack.transform_labels
+        self.local, self.poisons_data = exp.attack.local, exp.attack.poisons_data
+        self.byz_momentum = exp.attack.byz_momentum
         self.calls, self.idx = [], []
         exp.attack, exp.sampler.sample = self, self._sample
+
+    def transform_batch(self, x, y, num_classes):
+        return self.attack.transform_batch(x, y, num_classes)
 
     def _sample(self, rows):
         idx = self.sample(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from byzbench.attacks.base import as_attack
 from byzbench.build import build_experiment
 from byzbench.loop import train
 
@@ -32,7 +33,7 @@ def test_monna_honest_pivot_is_an_honest_row():
         honest.append(h.clone())
         return attack(h, ctx)
 
-    exp.attack = spy_attack
+    exp.attack = as_attack(spy_attack)
     cls = type(rule)
     orig = cls.__call__
 

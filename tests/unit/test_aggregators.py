@@ -1,5 +1,5 @@
 """Hand-computed values for mean, median, trmean, krum and the shared kernels in
-byzbench.aggregators._ops (arithmetic written next to each expectation)."""
+byzbench.byzbench.kernels (arithmetic written next to each expectation)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from byzbench import ConfigError
-from byzbench.aggregators import _ops
+from byzbench import ConfigError, kernels
 from byzbench.aggregators.krum import Krum
 from byzbench.aggregators.mean import Mean
 from byzbench.aggregators.median import Median
@@ -24,7 +23,7 @@ T = lambda rows: torch.tensor(rows, dtype=torch.float64)  # noqa: E731
 
 def test_sqdist_hand_values_and_bad_rows():
     x = T([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0], [math.nan, 1.0]])
-    d2, _, bad, _ = _ops.pairwise(x)
+    d2, _, bad, _ = kernels.pairwise(x)
     # |(0,0)-(3,4)|^2 = 9 + 16 = 25; |(0,0)-(1,0)|^2 = 1; |(3,4)-(1,0)|^2 = 4 + 16 = 20
     assert d2[0, 1] == pytest.approx(25) and d2[1, 0] == pytest.approx(25)
     assert d2[0, 2] == pytest.approx(1) and d2[1, 2] == pytest.approx(20)
@@ -35,24 +34,24 @@ def test_sqdist_hand_values_and_bad_rows():
 
 def test_sqdist_overflowing_row_is_bad():
     x = torch.tensor([[0.0, 0.0], [1.0, 1.0], [3e19, 0.0]], dtype=torch.float32)
-    d2, _, bad, _ = _ops.pairwise(x)  # (3e19)^2 = 9e38 > float32 max 3.4e38
+    d2, _, bad, _ = kernels.pairwise(x)  # (3e19)^2 = 9e38 > float32 max 3.4e38
     assert bad.tolist() == [False, False, True] and d2[0, 1] == pytest.approx(2)
 
 
 def test_krum_scores_hand_values():
     # 1-D points 0, 1, 3, 10; k = 1 nearest: 0->1 (1), 1->0 (1), 3->1 (4), 10->3 (49)
-    d2 = _ops.pairwise(T([[0.0], [1.0], [3.0], [10.0]])).d2
-    assert _ops.krum_scores(d2, 1).tolist() == pytest.approx([1, 1, 4, 49])
+    d2 = kernels.pairwise(T([[0.0], [1.0], [3.0], [10.0]])).d2
+    assert kernels.krum_scores(d2, 1).tolist() == pytest.approx([1, 1, 4, 49])
     # k = 2: 0: 1 + 9 = 10; 1: 1 + 4 = 5; 3: 4 + 9 = 13; 10: 49 + 81 = 130
-    assert _ops.krum_scores(d2, 2).tolist() == pytest.approx([10, 5, 13, 130])
+    assert kernels.krum_scores(d2, 2).tolist() == pytest.approx([10, 5, 13, 130])
 
 
 def test_mean_around_hand_values():
     # column [0, 1, 2, 10, 11], center 2, k = 3 -> nearest {1, 2, 0} (10 is 8 away) -> 1
     s = T([[0.0], [1.0], [2.0], [10.0], [11.0]])
-    assert _ops.mean_around(s, T([2.0]), 3).item() == pytest.approx(1.0)
+    assert kernels.mean_around(s, T([2.0]), 3).item() == pytest.approx(1.0)
     # center 9: distances 9, 8, 7, 1, 2 -> nearest {10, 11, 2} -> 23 / 3
-    assert _ops.mean_around(s, T([9.0]), 3).item() == pytest.approx(23 / 3)
+    assert kernels.mean_around(s, T([9.0]), 3).item() == pytest.approx(23 / 3)
 
 
 def test_columnwise_chunked_path_matches_torch():
@@ -152,13 +151,14 @@ def test_numpy_and_torch_block_kernels_agree():
     for n_rows in (9, 8):
         t = x[:n_rows]
         a = t.numpy()
-        torch.testing.assert_close(torch.from_numpy(_ops.median_block(a)), _ops.median_block(t),
+        torch.testing.assert_close(torch.from_numpy(kernels.median_block(a)),
+                                   kernels.median_block(t),
                                    equal_nan=True)
-        s_np, s_t = _ops.sort0(a), _ops.sort0(t)
+        s_np, s_t = kernels.sort0(a), kernels.sort0(t)
         for k in (n_rows - 2, n_rows - 4):
-            c_np, c_t = _ops.median_sorted(s_np), _ops.median_sorted(s_t)
-            torch.testing.assert_close(torch.from_numpy(_ops.mean_around(s_np, c_np, k)),
-                                       _ops.mean_around(s_t, c_t, k), equal_nan=True)
+            c_np, c_t = kernels.median_sorted(s_np), kernels.median_sorted(s_t)
+            torch.testing.assert_close(torch.from_numpy(kernels.mean_around(s_np, c_np, k)),
+                                       kernels.mean_around(s_t, c_t, k), equal_nan=True)
 
 
 def test_torch_path_matches_numpy_path(monkeypatch):
@@ -172,6 +172,6 @@ def test_torch_path_matches_numpy_path(monkeypatch):
     x[0, :100] = math.nan
     rules = [Median(11), TrMean(11, 2), MeaMed(11, 2), Phocas(11, 2), Bulyan(11, 2)]
     want = [r(x) for r in rules]
-    monkeypatch.setattr(_ops, "_numpy_ok", lambda t: False)
+    monkeypatch.setattr(kernels.coordinatewise, "numpy_ok", lambda t: False)
     for r, w in zip(rules, want):
         torch.testing.assert_close(r(x), w, equal_nan=True)

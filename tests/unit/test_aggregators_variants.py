@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from byzbench import ConfigError
-from byzbench.aggregators import _ops
+from byzbench import ConfigError, kernels
 from byzbench.aggregators.base import Pipeline
 from byzbench.aggregators.caf import CAF
 from byzbench.aggregators.cclip import CClip
@@ -24,6 +23,7 @@ from byzbench.aggregators.monna import MoNNA
 from byzbench.aggregators.signguard import SignGuard
 from byzbench.preaggregators.arc import ARC
 from byzbench.preaggregators.bucketing import Bucketing
+from byzbench.stages import SideInputs
 
 T = lambda rows: torch.tensor(rows, dtype=torch.float64)  # noqa: E731
 
@@ -34,16 +34,16 @@ T = lambda rows: torch.tensor(rows, dtype=torch.float64)  # noqa: E731
 def test_pairwise_centers_only_when_the_raw_gram_would_lose_digits():
     g = torch.Generator().manual_seed(0)
     z = torch.randn(10, 500, generator=g)
-    assert _ops.pairwise(z).ref == -1  # spread ~ norm: raw Gram, one BLAS call
+    assert kernels.pairwise(z).ref == -1  # spread ~ norm: raw Gram, one BLAS call
     far = z * 1e-3 + 100.0  # norm 2236, spread 0.03: float32 raw Gram is rounding noise
-    pw = _ops.pairwise(far)
+    pw = kernels.pairwise(far)
     assert pw.ref >= 0
     exact = torch.cdist(far.double(), far.double(), compute_mode="donot_use_mm_for_euclid_dist")
     np.testing.assert_allclose(pw.d2, exact.numpy() ** 2, rtol=1e-5)
     # |x|^2 / D ~ 50: float32 centers, float64 (exact enough up to ~5e8) does not
     mid = z * 0.1 + 1.0
-    assert _ops.pairwise(mid).ref >= 0 and _ops.pairwise(mid.double()).ref == -1
-    assert _ops.pairwise(far.double()).ref >= 0  # |x|^2 / D ~ 5e9
+    assert kernels.pairwise(mid).ref >= 0 and kernels.pairwise(mid.double()).ref == -1
+    assert kernels.pairwise(far.double()).ref >= 0  # |x|^2 / D ~ 5e9
 
 
 def test_pairwise_recenters_when_the_probe_medoid_is_far_off_the_probe():
@@ -52,12 +52,12 @@ def test_pairwise_recenters_when_the_probe_medoid_is_far_off_the_probe():
     g = torch.Generator().manual_seed(1)
     n, d = 9, 4096
     x = 50.0 + 1e-3 * torch.randn(n, d, generator=g, dtype=torch.float32)
-    cols = torch.arange(_ops._PROBE_COLS) * d // _ops._PROBE_COLS
+    cols = torch.arange(kernels.distances._PROBE_COLS) * d // kernels.distances._PROBE_COLS
     off = torch.ones(d, dtype=torch.bool)
     off[cols] = False
     x[0] = x[4]
     x[0, off] += 1e4 / math.sqrt(int(off.sum()))
-    pw = _ops.pairwise(x)
+    pw = kernels.pairwise(x)
     assert pw.ref != 0
     exact = torch.cdist(x.double(), x.double(), compute_mode="donot_use_mm_for_euclid_dist") ** 2
     np.testing.assert_allclose(pw.d2[1:, 1:], exact[1:, 1:].numpy(), rtol=1e-4)
@@ -70,11 +70,11 @@ def test_pairwise_reference_row_non_finite_off_the_probe():
     n, d = 9, 4096
     x = 50.0 + 1e-3 * torch.randn(n, d, generator=g, dtype=torch.float32)
     x[0] = x[1:].mean(0)
-    cols = torch.arange(_ops._PROBE_COLS) * d // _ops._PROBE_COLS
+    cols = torch.arange(kernels.distances._PROBE_COLS) * d // kernels.distances._PROBE_COLS
     off = torch.ones(d, dtype=torch.bool)
     off[cols] = False
     x[0, off] = math.nan
-    pw = _ops.pairwise(x)
+    pw = kernels.pairwise(x)
     assert pw.bad.tolist() == [True] + [False] * (n - 1) and pw.ref > 0
     exact = torch.cdist(x[1:].double(), x[1:].double(),
                         compute_mode="donot_use_mm_for_euclid_dist") ** 2
@@ -83,11 +83,11 @@ def test_pairwise_reference_row_non_finite_off_the_probe():
 
 def test_sqdist_to_hand_values_and_bad_rows():
     x = T([[3.0, 4.0], [1.0, 1.0], [math.nan, 0.0]])
-    d2, bad = _ops.sqdist_to(x, T([0.0, 1.0]))
+    d2, bad = kernels.sqdist_to(x, T([0.0, 1.0]))
     # (3, 3) -> 18; (1, 0) -> 1; nan row -> inf
     assert d2[:2].tolist() == pytest.approx([18.0, 1.0]) and math.isinf(d2[2])
     assert bad.tolist() == [False, False, True]
-    sq, _ = _ops.sqdist_to(x)
+    sq, _ = kernels.sqdist_to(x)
     assert sq[:2].tolist() == pytest.approx([25.0, 2.0])
 
 
@@ -177,9 +177,9 @@ def test_monna_default_is_previous_and_honest_pivot():
     rule = MoNNA(4, 1, pivot="honest")
     assert rule(x).item() == pytest.approx(14 / 3)  # not told yet: row 0 (value 10)
     pipe = Pipeline([], rule)
-    pipe.tell_honest_row(1)  # row 1 (value 0): nearest {0, 1, 3} -> 4/3
+    pipe.observe(SideInputs(honest_row=1))  # row 1 (value 0): nearest {0, 1, 3} -> 4/3
     assert pipe(x).item() == pytest.approx(4 / 3)
-    pipe.tell_honest_row(0)  # row 0 (value 10): nearest {10, 3, 1} -> 14/3
+    pipe.observe(SideInputs(honest_row=0))  # row 0 (value 10): nearest {10, 3, 1} -> 14/3
     assert pipe(x).item() == pytest.approx(14 / 3)
 
 
@@ -191,9 +191,9 @@ def test_monna_honest_refused_after_bucketing():
     pre = OmegaConf.create({"bucketing": {"_target_": "byzbench.preaggregators.bucketing."
                                           "Bucketing", "s": 2}})
     agg = OmegaConf.create({"_target_": "byzbench.aggregators.monna.MoNNA", "pivot": "honest"})
-    with pytest.raises(ConfigError, match="agg.pivot"):
+    with pytest.raises(ConfigError, match="honest_row"):
         build_pipeline(pre, agg, 10, 1, torch.Generator().manual_seed(0))
-    assert build_pipeline({}, agg, 10, 1, None).rule.needs_honest_row
+    assert build_pipeline({}, agg, 10, 1, None).needs == {"honest_row"}
     assert isinstance(Bucketing(4), Bucketing)
 
 
@@ -215,12 +215,12 @@ def test_krum_k_offset_changes_the_neighbour_count():
 def test_dnc_empty_intersection_first_or_union(monkeypatch):
     # Force two iterations that keep disjoint sets: first -> set 1, union -> both.
     sets = iter([np.array([0, 1]), np.array([2, 3])])
-    monkeypatch.setattr(_ops, "stable_smallest", lambda scores, m: next(sets))
+    monkeypatch.setattr(kernels, "stable_smallest", lambda scores, m: next(sets))
     x = T([[0.0], [1.0], [2.0], [3.0]])
     r = DnC(4, 2, niters=2, b=1, c=1.0)
     assert r(torch.cat([x, x], 1))[0].item() == pytest.approx(0.5)
     sets = iter([np.array([0, 1]), np.array([2, 3])])
-    monkeypatch.setattr(_ops, "stable_smallest", lambda scores, m: next(sets))
+    monkeypatch.setattr(kernels, "stable_smallest", lambda scores, m: next(sets))
     r = DnC(4, 2, niters=2, b=1, c=1.0, on_empty="union")
     assert r(torch.cat([x, x], 1))[0].item() == pytest.approx(1.5)
 

@@ -12,7 +12,7 @@ from byzbench import ConfigError
 from byzbench.aggregators.base import Pipeline
 from byzbench.attacks._ops import largest_true
 from byzbench.attacks.alie import ALIE
-from byzbench.attacks.base import RoundContext
+from byzbench.attacks.base import Attack, RoundContext
 from byzbench.attacks.bit_flip import BitFlip
 from byzbench.attacks.fang_krum import FangKrum
 from byzbench.attacks.fang_trmean import FangTrmean
@@ -240,7 +240,7 @@ def test_rop_hand_computed():
 # ---------------------------------------------------------------- searches and Tuned
 
 
-class Shift:
+class Shift(Attack):
     """Test attack: every row is c * e_0."""
 
     scale_param = "c"
@@ -291,7 +291,9 @@ def test_tuned_wraps_real_attacks_and_delegates():
     with pytest.raises(ConfigError, match="attack.tune.param"):
         Tuned(LabelFlip())
     tl = Tuned(LabelFlip(), param="num_classes", lo=2, hi=3)
-    assert tl.local and tl.transform_labels is LabelFlip.transform_labels
+    y = torch.tensor([0, 3])
+    assert tl.local and tl.poisons_data
+    assert torch.equal(tl.transform_batch(y, y, 10)[1], torch.tensor([9, 6]))
     with pytest.raises(ConfigError, match="attack.tune.hi"):
         Tuned(IPM(), lo=2.0, hi=1.0)
     with pytest.raises(ConfigError, match="attack.tune.lo"):

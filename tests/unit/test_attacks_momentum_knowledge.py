@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from hydra import compose, initialize_config_dir
 
+from byzbench.attacks.base import Attack
 from byzbench.build import build_experiment
 from byzbench.loop import train
 from byzbench.run import CONF_DIR
@@ -22,11 +23,14 @@ def _exp(*ov: str):
     return build_experiment(cfg)[0]
 
 
-class Spy:
-    """Wraps the built attack and records what the context holds each round."""
+class Spy(Attack):
+    """Wraps the built attack and records what the context holds each round (the
+    wrapped attack's declarations are the spy's)."""
 
     def __init__(self, attack, queries: int = 0):
         self.attack, self.queries, self.seen, self.byz = attack, queries, [], []
+        self.local, self.poisons_data = attack.local, attack.poisons_data
+        self.byz_momentum, self.server_randomness = attack.byz_momentum, attack.server_randomness
 
     def __getattr__(self, name):
         if name == "attack":

@@ -19,6 +19,7 @@ from byzbench.aggregators.foolsgold import FoolsGold
 from byzbench.aggregators.gas import GAS
 from byzbench.aggregators.median import Median
 from byzbench.aggregators.smea import SMEA
+from byzbench.stages import SideInputs
 
 f64 = torch.float64
 
@@ -102,7 +103,7 @@ def test_cge_by_hand():
 def test_fltrust_by_hand():
     x = torch.tensor([[2.0, 0.0], [0.0, 3.0], [-1.0, 0.0], [1.0, 1.0]], dtype=f64)
     rule = FLTrust(4, 1)
-    rule.observe(server_grad=torch.tensor([1.0, 0.0], dtype=f64))
+    rule.observe(SideInputs(server_grad=torch.tensor([1.0, 0.0], dtype=f64)))
     # trust: cos = 1, 0, -1 -> 0, 1/sqrt2; rows rescaled to ||g0|| = 1:
     # (1 * (1, 0) + (1/sqrt2) * (1/sqrt2, 1/sqrt2)) / (1 + 1/sqrt2)
     r = 1 / math.sqrt(2)
@@ -113,10 +114,10 @@ def test_fltrust_by_hand():
         [0.5 / (1 + r), 0.0, 0.0, r / math.sqrt(2) / (1 + r)])
     # scale-free in the rows; proportional to the server's gradient
     torch.testing.assert_close(rule(1e4 * x), want)
-    rule.observe(server_grad=torch.tensor([3.0, 0.0], dtype=f64))
+    rule.observe(SideInputs(server_grad=torch.tensor([3.0, 0.0], dtype=f64)))
     torch.testing.assert_close(rule(x), 3 * want)
     # no positive trust: no step
-    rule.observe(server_grad=torch.tensor([0.0, -1.0], dtype=f64))
+    rule.observe(SideInputs(server_grad=torch.tensor([0.0, -1.0], dtype=f64)))
     assert torch.equal(rule(x[[0, 2]]), torch.zeros(2, dtype=f64))
 
 
@@ -168,9 +169,9 @@ def test_foolsgold_is_stateful_and_follows_worker_ids():
     # rows permuted, identities told: same aggregate as unpermuted
     perm = torch.tensor([3, 0, 4, 1, 2])
     rule2 = FoolsGold(5, 1)
-    rule2.observe(worker_ids=perm)
+    rule2.observe(SideInputs(worker_ids=perm))
     rule2(a[perm])
-    rule2.observe(worker_ids=perm.flip(0))
+    rule2.observe(SideInputs(worker_ids=perm.flip(0)))
     torch.testing.assert_close(rule2(b[perm.flip(0)]), out)
 
 

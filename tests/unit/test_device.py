@@ -18,7 +18,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from byzbench.aggregators import _ops
+from byzbench import kernels
 from byzbench.aggregators.base import Pipeline
 from byzbench.attacks.base import RoundContext
 from byzbench.build import build_attack, instantiate_component
@@ -38,7 +38,7 @@ N, F, D = 15, 3, 40  # every rule accepts n = 15, f = 3 (bulyan: 4f + 3 = 15)
 def path(request, monkeypatch):
     """The device of the path (``cpu-torch`` also disables the numpy kernels)."""
     if request.param == "cpu-torch":
-        monkeypatch.setattr(_ops, "_numpy_ok", lambda x: False)
+        monkeypatch.setattr(kernels.coordinatewise, "numpy_ok", lambda x: False)
     return torch.device("cuda" if request.param == "cuda" else "cpu")
 
 

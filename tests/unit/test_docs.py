@@ -22,4 +22,5 @@ def test_readme_first_commands_are_setup_run_and_test():
     assert block[0].startswith("pip install -e . && byzbench")
     assert block[1].startswith('pip install -e ".[test]" && python -m pytest')
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install -q -e ".[test]"' in ci and "python -m pytest" in ci
+    # CI: README's test command, with the flower extra so that the Flower tests run too
+    assert 'pip install -q -e ".[test,flower]"' in ci and "python -m pytest" in ci

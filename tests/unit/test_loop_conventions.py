@@ -112,7 +112,7 @@ def test_byz_data_none_refuses_local_attacks_in_one_line():
                                              "worker_momentum=0.9",
                                              "worker_momentum_style=heavy_ball"))
     assert exp.sampler.table.shape[0] == 4 and info["f"] == 1
-    assert exp.worker_momentum_style == "heavy_ball"
+    assert exp.momentum.style == "heavy_ball" and exp.momentum.beta == 0.9
 
 
 @pytest.mark.parametrize("key, value", [("worker_momentum_style", "nesterov"),

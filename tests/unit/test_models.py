@@ -26,18 +26,6 @@ from byzbench.grads import (
 MODEL_DIR = pathlib.Path(byzbench.__file__).parent / "conf" / "model"
 YAMLS = sorted(MODEL_DIR.glob("*.yaml"))
 
-# Input shape used to test each model option (the dataset injects it in a run).
-SHAPES = {
-    "logreg": (1, 8, 8),
-    "mlp": (64,),
-    "lenet": (1, 28, 28),
-    "cnn": (3, 16, 16),
-    "resnet20": (3, 8, 8),
-    "resnet20_bn": (3, 8, 8),
-    "epfml_cnn": (1, 10, 10),
-    "byzfl_cnn_mnist": (1, 16, 16),
-    "byzfl_fc_mnist": (1, 6, 6),
-}
 BATCH_NORM = {"resnet20_bn"}  # running statistics: loop path only (test_batch_norm_*)
 
 
@@ -46,13 +34,13 @@ def build(path: pathlib.Path, input_shape, num_classes=10) -> nn.Module:
     return instantiate_component(cfg, "model", input_shape=input_shape, num_classes=num_classes)
 
 
-def test_every_option_is_tested():
-    assert {p.stem for p in YAMLS} <= set(SHAPES)
+def test_every_option_is_tested(model_shapes):
+    assert {p.stem for p in YAMLS} <= set(model_shapes)
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.stem)
-def test_forward_shape_and_vmap_safe_modules(path):
-    shape = SHAPES[path.stem]
+def test_forward_shape_and_vmap_safe_modules(path, model_shapes):
+    shape = model_shapes[path.stem]
     torch.manual_seed(0)
     model = build(path, shape, num_classes=7)
     out = model(torch.randn(5, *shape))
@@ -67,8 +55,8 @@ def test_forward_shape_and_vmap_safe_modules(path):
 @pytest.mark.parametrize("path", [p for p in YAMLS if p.stem not in BATCH_NORM],
                          ids=lambda p: p.stem)
 @pytest.mark.parametrize("task", ["classification", "regression"])
-def test_vmap_grads_equal_loop(path, task):
-    shape = SHAPES[path.stem]
+def test_vmap_grads_equal_loop(path, task, model_shapes):
+    shape = model_shapes[path.stem]
     torch.manual_seed(0)
     num_classes = 4 if task == "classification" else 1
     # eval(): dropout (epfml_cnn) off, so both paths compute the same deterministic function

@@ -1,4 +1,5 @@
-"""The distance probe (``_ops._probe`` / ``_probe_batch``): sort-based medians in one batch
+"""The distance probe (``kernels.distances._probe`` / ``_probe_batch``): sort-based medians
+in one batch
 give exactly the decision and reference row of the straightforward per-problem version
 (np.nanmedian on the off-diagonal distances), finite or not, near and far rows."""
 
@@ -8,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from byzbench.aggregators import _ops
+from byzbench import kernels
 
 
 def reference_probe(x: torch.Tensor) -> tuple[bool, int]:
     """The probe as first written: per problem, masked-array medians."""
     n, d = x.shape
-    k = min(d, _ops._PROBE_COLS)
+    k = min(d, kernels.distances._PROBE_COLS)
     s = x.double().numpy()[:, np.arange(k) * d // k]
     fin = np.flatnonzero(np.isfinite(s).all(axis=1))
     if len(fin) < 2:
@@ -53,14 +54,14 @@ def test_batched_probe_equals_reference(seed):
     xs = problems(seed)
     xs[1, 2, 5] = float("nan")  # one problem drops a row, one loses all but one
     xs[3, 1:, 7] = float("inf")
-    got = _ops._probe_batch(xs)
+    got = kernels.distances._probe_batch(xs)
     assert got == [reference_probe(x) for x in xs]
-    assert got == [_ops._probe(x) for x in xs]
+    assert got == [kernels.distances._probe(x) for x in xs]
     assert got[3] == (False, -1) and got[1][1] != 2
     assert got[0][0] and not got[5][0]  # both decisions are exercised
 
 
 def test_probe_degenerate_shapes():
-    assert _ops._probe(torch.randn(1, 5)) == (False, -1)
-    assert _ops._probe(torch.randn(3, 0)) == (False, -1)
-    assert _ops._probe_batch(torch.randn(2, 1, 5)) == [(False, -1)] * 2
+    assert kernels.distances._probe(torch.randn(1, 5)) == (False, -1)
+    assert kernels.distances._probe(torch.randn(3, 0)) == (False, -1)
+    assert kernels.distances._probe_batch(torch.randn(2, 1, 5)) == [(False, -1)] * 2

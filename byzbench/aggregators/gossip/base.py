@@ -23,9 +23,10 @@ import torch
 from torch import Tensor
 
 from byzbench import ConfigError, require
+from byzbench.aggregators.base import Rule
 
 
-class GossipRule:
+class GossipRule(Rule):
     """Base of the per-node gossip rules (see the module docstring)."""
 
     _name = "gossip"

@@ -6,11 +6,11 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import empty_rows
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 from byzbench.topology.context import node_context
 
 
-class Dissensus:
+class Dissensus(Attack):
     r"""Push each honest recipient away from its honest neighbours: every Byzantine
     neighbour of node i sends
 

@@ -11,13 +11,13 @@ from torch import Tensor
 from byzbench import require
 from byzbench.attacks import search
 from byzbench.attacks._ops import empty_rows, query_candidates
-from byzbench.attacks.base import RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 from byzbench.topology.context import node_context
 
 DIRECTIONS = ("fiedler", "laplacian")
 
 
-class TopologyAware:
+class TopologyAware(Attack):
     r"""Every Byzantine neighbour of node i sends :math:`z_i = x_i + s\, v_i` with
 
     * ``fiedler`` (the *spectral* attack): :math:`v_i = u_i \sum_j u_j x_j`, u the

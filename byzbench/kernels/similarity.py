@@ -4,7 +4,7 @@ Gram matrix and cosine distances.
 
 Bad rows (any non-finite entry) follow ``_ops``: they are flagged in a mask, their
 Gram rows/columns are zero, and callers exclude them. Distances go through the
-package's distance primitive (``_ops.pairwise``: centered on a central row when the
+package's distance primitive (``kernels.pairwise``: centered on a central row when the
 raw Gram matrix would lose precision), so they are exact relative to the rows' spread.
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench.aggregators import _ops
+from byzbench.kernels import distances
+from byzbench.kernels.rows import to_np
 
 _NORM_ELEMS = 1 << 19  # float64 elements per chunk of the norm accumulation (4 MB)
 
@@ -29,16 +30,16 @@ def row_sq_norms(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
     for a in range(0, d, cols):
         c = x[:, a:a + cols].to(torch.float64)
         acc += (c * c).sum(dim=1)
-    sq = _ops.to_np(acc)
+    sq = to_np(acc)
     bad = ~np.isfinite(sq)
     return np.where(bad, 0.0, sq), bad
 
 
 def pairwise(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(D [n, n], G [n, n], bad [n])`` from ``_ops.pairwise``: squared distances, and
+    """``(D [n, n], G [n, n], bad [n])`` from ``kernels.pairwise``: squared distances, and
     the Gram matrix of the rows minus one central row (read only translation-invariant
     quantities from it)."""
-    pw = _ops.pairwise(x)
+    pw = distances.pairwise(x)
     return pw.d2, pw.gram, pw.bad
 
 
@@ -55,7 +56,7 @@ def cosine_distances(x: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(1 - cos [n, n], norms [n], bad [n])``.
 
     ``2 (1 - cos(x_i, x_j)) = (||x_i - x_j||^2 - (a_i - a_j)^2) / (a_i a_j)`` with
-    ``a = ||x||``: the pairwise distances from ``_ops.pairwise`` (exact relative to the
+    ``a = ||x||``: the pairwise distances from ``kernels.pairwise`` (exact relative to the
     rows' spread) and float64-accumulated norms, so nearly parallel rows (``1 - cos``
     far below float32's resolution, e.g. norm 1e3 and spread 1e-2) get exact distances
     without an ``[n, d]`` temporary. A zero row has cosine 0, i.e. distance 1, with
