@@ -74,27 +74,33 @@ class GossipRule(Rule):
         raise NotImplementedError
 
 
-def clip_rows(diff: Tensor, tau: Tensor) -> tuple[Tensor, Tensor]:
-    """``(scale [k, m], distances [k, m])``: ``min(1, tau_k / ||diff_kj||)`` per row of
-    ``diff [k, m, d]`` (a zero row or ``tau = inf`` keeps scale 1; non-finite rows get
-    scale 0, so they contribute nothing)."""
+def differences(xs: Tensor) -> tuple[Tensor, Tensor]:
+    """``(diff [k, m, d], dist [k, m])``: ``x_j - x_0`` per problem (non-finite entries
+    zeroed) and its norm (infinite for a row with a non-finite entry)."""
+    diff = xs - xs[:, :1]
     dist = torch.linalg.vector_norm(diff, dim=2)
     bad = ~torch.isfinite(dist)
+    dist = torch.where(bad, torch.full_like(dist, float("inf")), dist)
+    return torch.nan_to_num(diff, nan=0.0, posinf=0.0, neginf=0.0), dist
+
+
+def clip_scale(dist: Tensor, tau: Tensor) -> Tensor:
+    """``[k, m]``: ``min(1, tau_k / d_kj)`` (1 at d = 0 or tau = inf; 0 for an
+    infinitely far row, so a non-finite row contributes nothing)."""
     t = tau.unsqueeze(1).expand_as(dist)
     scale = torch.where(dist > t, t / dist.clamp_min(torch.finfo(dist.dtype).tiny),
                         torch.ones_like(dist))
-    return torch.where(bad, torch.zeros_like(scale), scale), torch.where(
-        bad, torch.full_like(dist, float("inf")), dist)
+    return torch.where(torch.isinf(dist), torch.zeros_like(scale), scale)
 
 
-def clipped_combination(xs: Tensor, w: Tensor, scale: Tensor,
+def clipped_combination(xs: Tensor, diff: Tensor, w: Tensor, scale: Tensor,
                         step: float = 1.0) -> tuple[Tensor, Tensor]:
-    """``x_0 + step * sum_j w_j s_j (x_j - x_0)`` and the rows' coefficients ``[k, m]``
-    (the self row gets the remaining mass ``1 - step * sum_{j>=1} w_j s_j``): the
-    robust-gossip update of He et al. (2022) and Gaucher et al. (2025)."""
+    """``x_0 + step * sum_j w_j s_j (x_j - x_0)`` (``diff`` from :func:`differences`)
+    and the rows' coefficients ``[k, m]`` (the self row gets the remaining mass ``1 -
+    step * sum_{j>=1} w_j s_j``): the robust-gossip update of He et al. (2022) and
+    Gaucher et al. (2025)."""
     c = step * w * scale
     c = torch.cat([torch.zeros_like(c[:, :1]), c[:, 1:]], dim=1)
-    diff = torch.nan_to_num(xs - xs[:, :1], nan=0.0, posinf=0.0, neginf=0.0)
     out = xs[:, 0] + torch.einsum("km,kmd->kd", c, diff)
     c = c.clone()
     c[:, 0] = 1.0 - c[:, 1:].sum(1)

@@ -10,8 +10,9 @@ from torch import Tensor
 from byzbench import require
 from byzbench.aggregators.gossip.base import (
     GossipRule,
-    clip_rows,
+    clip_scale,
     clipped_combination,
+    differences,
     weighted_quantile_sorted,
 )
 
@@ -77,12 +78,9 @@ class ClippedGossip(GossipRule):
         return torch.where((b == 0) | (idx >= m), torch.full_like(tau, math.inf), tau)
 
     def mix(self, xs: Tensor, w: Tensor, b: Tensor):
-        dist = torch.linalg.vector_norm(xs - xs[:, :1], dim=2)
-        dist = torch.where(torch.isfinite(dist), dist, torch.full_like(dist, math.inf))
-        tau = self.radius(dist, w, b)
-        scale, _ = clip_rows(xs - xs[:, :1], tau)
+        diff, dist = differences(xs)
+        scale = clip_scale(dist, self.radius(dist, w, b))
         if xs.shape[1] > 1:
             self.last_stats = {"clipped_gossip_clipped": float((scale[:, 1:] < 1).double()
                                                                .mean())}
-        return clipped_combination(xs, w, scale)
-
+        return clipped_combination(xs, diff, w, scale)

@@ -10,8 +10,9 @@ from torch import Tensor
 from byzbench import require
 from byzbench.aggregators.gossip.base import (
     GossipRule,
-    clip_rows,
+    clip_scale,
     clipped_combination,
+    differences,
     weighted_quantile_sorted,
 )
 
@@ -55,8 +56,6 @@ class CSPlusRG(GossipRule):
         return torch.where((b == 0) | (idx >= m), torch.full_like(tau, math.inf), tau)
 
     def mix(self, xs: Tensor, w: Tensor, b: Tensor):
-        diff = xs - xs[:, :1]
-        dist = torch.linalg.vector_norm(diff, dim=2)
-        dist = torch.where(torch.isfinite(dist), dist, torch.full_like(dist, math.inf))
-        scale, _ = clip_rows(diff, self.radius(dist, w, b))
-        return clipped_combination(xs, w, scale, self.step)
+        diff, dist = differences(xs)
+        return clipped_combination(xs, diff, w, clip_scale(dist, self.radius(dist, w, b)),
+                                   self.step)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators.gossip.base import GossipRule, weighted_quantile_sorted
+from byzbench.aggregators.gossip.base import GossipRule, differences, weighted_quantile_sorted
 
 BOUNDARIES = ("paper", "reference")
 
@@ -62,12 +62,9 @@ class GTSRG(GossipRule):
         return torch.zeros_like(keep).scatter_(1, order, keep)
 
     def mix(self, xs: Tensor, w: Tensor, b: Tensor):
-        diff = xs - xs[:, :1]
-        dist = torch.linalg.vector_norm(diff, dim=2)
-        dist = torch.where(torch.isfinite(dist), dist, torch.full_like(dist, float("inf")))
+        diff, dist = differences(xs)
         c = self.step * self.coefficients(dist, w, b)
         c[:, 0] = 0.0
-        diff = torch.where(c.unsqueeze(2) > 0, diff, torch.zeros_like(diff))
         out = xs[:, 0] + torch.einsum("km,kmd->kd", c, diff)
         c[:, 0] = 1.0 - c[:, 1:].sum(1)
         return out, c
