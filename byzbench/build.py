@@ -163,9 +163,11 @@ def hold_out_root(pipeline: Pipeline, data: Any,
     return root, torch.nonzero(keep).flatten()
 
 
-def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Attack:
+def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int,
+                 data: Any = None) -> Attack:
     """The attack, optionally wrapped in the generic per-round scale tuner. The key
-    ``server_randomness`` (any attack) sets what its pipeline queries may see."""
+    ``server_randomness`` (any attack) sets what its pipeline queries may see. With
+    ``data``, attacks that take them get the input shape and ``input_range()``."""
     node = _plain(attack_cfg)
     tune = node.pop("tune", None)
     require(tune is None or isinstance(tune, (bool, dict)), "attack.tune", tune,
@@ -174,9 +176,14 @@ def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int) -> Attack
     server_randomness = node.pop("server_randomness", False)
     require(isinstance(server_randomness, bool), "attack.server_randomness",
             server_randomness, "true or false")
+    shapes = {}
+    if data is not None:
+        from byzbench.backdoor.triggers import input_range
+
+        shapes = dict(input_shape=data.input_shape, input_range=lambda: input_range(data))
     attack = as_attack(instantiate_component(node, "attack", n=spec.n, f=spec.f,
                                              f_declared=spec.f_declared,
-                                             num_classes=num_classes))
+                                             num_classes=num_classes, **shapes))
     if tune:
         extra = tune if isinstance(tune, dict) else {}
         attack = instantiate_component(
@@ -277,7 +284,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     agg_gen = make_generator(seed, "agg", device)
     topology = build_topology(_plain(cfg.topology or {}), spec, Builders(
         pipeline=lambda m, f: build_pipeline(cfg.preagg, cfg.agg, m, f, agg_gen),
-        attack=lambda s: build_attack(cfg.attack, s, data.num_classes),
+        attack=lambda s: build_attack(cfg.attack, s, data.num_classes, data),
         solver=lambda rows: build_solver(cfg.solver, cfg.schedule, rows),
         seed=stream_seed(seed, "byz_ids"), device=device,
         worker_momentum=float(cfg.worker_momentum), preagg=_plain(cfg.preagg)))
@@ -321,7 +328,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     algo_cfg = cfg.get("algorithm") or {"_target_": "byzbench.algorithms.dsgd.DSGD"}
     workers = instantiate_component(algo_cfg, "algorithm", model=model, task=data.task,
                                     grad_path=info["grad_path"])
-    attack = build_attack(cfg.attack, spec, data.num_classes)
+    attack = build_attack(cfg.attack, spec, data.num_classes, data)
     if byz_data == "none" and spec.f > 0 and attack.computes:
         raise ConfigError(
             "cluster.byz_data='none' is invalid for this attack: its Byzantine workers "
@@ -337,6 +344,8 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         query_gen=make_generator(seed, "query"),
         rounds=int(cfg.rounds), eval_every=int(cfg.eval_every), eval_train=bool(cfg.eval_train),
         f_star=f_star, progress=bool(cfg.progress), workers=workers,
+        # The threat model, chosen here once: extra metrics of a backdoor (asr).
+        evaluators=attack.evaluators(),
         participation=Participation(spec.n, spec.f, spec.per_round, spec.f_fixed_round,
                                     spec.byz_per_round, make_generator(seed, "participation"),
                                     device),

@@ -35,6 +35,17 @@ class ClusterConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """When a run writes its checkpoint (``byzbench.checkpoint``): every ``every`` rounds
+    (0: not by count) and after ``minutes`` of wall time (0: not by time), time-based
+    ones spaced so that writing takes at most ``max_share`` of the run's time."""
+
+    every: int = 0
+    minutes: float = 10.0
+    max_share: float = 0.02
+
+
+@dataclass
 class Config:
     """Top level of ``conf/config.yaml``; a typo or wrong type here is an error."""
 
@@ -50,7 +61,8 @@ class Config:
     grad_path: str = "auto"  # auto | vmap | loop (see byzbench.grads.choose_grad_path)
     progress: bool = True
     plot: bool = True
-    resume: bool = True  # skip a run whose dir already holds a finished run of this config
+    resume: bool = True  # skip a finished run of this config in its dir; continue a checkpoint
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     dataset: Any = None
     model: Any = None
@@ -84,6 +96,17 @@ def register() -> None:
 
 
 BYZ_PER_ROUND = ("sampled", "fixed")
+MAX_WORKERS = 10**6
+BOOL_KEYS = ("eval_train", "progress", "plot", "resume")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Command-line values of the top-level booleans must be true or false: OmegaConf
+    would take ``progress=0`` or ``resume=-1`` as a bool silently."""
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key in BOOL_KEYS:
+            require(value.lower() in ("true", "false"), key, value, "true or false")
 
 
 def _share(count: int, m: int, n: int) -> int:
@@ -134,8 +157,8 @@ def cluster_spec(n_workers: int, byz_frac: float, f_declared: int | None = None,
     """The one place f is derived: ``f = floor(byz_frac * n)`` (so byz_frac=0.2, n=20 ->
     f=4), ``f_declared`` defaults to f; participation and the per-round Byzantine count
     are checked here (see ClusterSpec)."""
-    require(isinstance(n_workers, int) and n_workers >= 1, "cluster.n_workers", n_workers,
-            "an integer >= 1")
+    require(isinstance(n_workers, int) and 1 <= n_workers <= MAX_WORKERS, "cluster.n_workers",
+            n_workers, f"an integer in [1, {MAX_WORKERS}] (one row per worker on one device)")
     require(0.0 <= byz_frac < 1.0, "cluster.byz_frac", byz_frac, "a fraction in [0, 1)")
     f = int(math.floor(byz_frac * n_workers + 1e-9))
     require(n_workers - f >= 1, "cluster.byz_frac", byz_frac,
@@ -172,6 +195,10 @@ def validate_top(cfg: Any) -> None:
     require(cfg.cluster.byz_data in BYZ_DATA, "cluster.byz_data", cfg.cluster.byz_data,
             ", ".join(BYZ_DATA))
     require(cfg.grad_path in GRAD_PATHS, "grad_path", cfg.grad_path, ", ".join(GRAD_PATHS))
+    ck = cfg.checkpoint
+    require(ck.every >= 0, "checkpoint.every", ck.every, "an integer >= 0 (0: off)")
+    require(ck.minutes >= 0, "checkpoint.minutes", ck.minutes, "a number >= 0 (0: off)")
+    require(0 < ck.max_share <= 1, "checkpoint.max_share", ck.max_share, "a fraction in (0, 1]")
     t = cfg.threads
-    require(t == "auto" or (isinstance(t, int) and t >= 1), "threads", t,
-            "auto or an integer >= 1")
+    require(t == "auto" or (isinstance(t, int) and 1 <= t <= 1024), "threads", t,
+            "auto or an integer in [1, 1024]")

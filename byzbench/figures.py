@@ -150,7 +150,7 @@ def heatmap(runs: pd.DataFrame, stem: Path, metric: str = "test_accuracy",
             mats.append(m.reindex(index=rul, columns=att))
         allv = np.concatenate([m.to_numpy(dtype=float).ravel() for m in mats])
         fin_v = allv[np.isfinite(allv)]
-        vmin, vmax = (0.0, 1.0) if higher and "accuracy" in metric else (
+        vmin, vmax = (0.0, 1.0) if report.is_rate(metric) else (
             (fin_v.min(), fin_v.max()) if fin_v.size else (0.0, 1.0))
         log = (not higher) and fin_v.size and fin_v.min() > 0 and fin_v.max() / fin_v.min() > 20
         norm = matplotlib.colors.LogNorm(vmin, vmax) if log else \

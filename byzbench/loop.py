@@ -59,6 +59,9 @@ class Experiment:
     f_star: float | None = None
     progress: bool = True
     log: MetricsLog = field(default_factory=MetricsLog)
+    # (model, theta, data, split) -> extra metrics of every evaluation (a backdoor's asr),
+    # the attack's ``evaluators()`` chosen at build time.
+    evaluators: list[Callable[..., dict[str, Tensor]]] = field(default_factory=list)
     # The one timer: lap(part) charges the time since the previous lap to ``part``
     # (scripts/profile_round.py); None: no timing.
     lap: Callable[[str], None] | None = None
@@ -67,7 +70,7 @@ class Experiment:
 
 @dataclass
 class Result:
-    status: str  # ok | diverged
+    status: str  # ok | diverged | preempted (stopped at a checkpoint by ``after_round``)
     rounds_done: int
     final: dict[str, float]
     extra: dict[str, float]
@@ -155,11 +158,8 @@ def _draw(exp: Experiment, ids: Tensor, n_h: int, lap: Callable[[str], None] = _
         lap("sampling")
         X, Y = data.prepare(data.x_train[idx]), data.y_train[idx]
         if poison:  # the server's row (if any) stays as it is
-            m = len(ids)
-            xb, yb = attack.transform_batch(X[n_h:m], Y[n_h:m], data.num_classes)
-            Y = torch.cat([Y[:n_h], yb, Y[m:]])
-            if xb is not X[n_h:m]:
-                X = torch.cat([X[:n_h], xb, X[m:]])
+            b = slice(n_h, len(ids))  # X, Y are fresh gathers: written in place
+            X[b], Y[b] = attack.transform_batch(X[b], Y[b], data.num_classes)
         lap("batch")
         return X, Y
 
@@ -266,36 +266,53 @@ def do_eval(exp: Experiment, t: int) -> None:
     splits = ("test",) + ("val",) * (data.y_val is not None) + ("train",) * exp.eval_train
     for split in splits:
         res = evaluate(exp.model, exp.theta, data, split)
+        for ev in exp.evaluators:
+            res.update(ev(exp.model, exp.theta, data, split))
         for k, v in res.items():
             exp.log.add(t, split, f"{k}_full" if split == "train" else k, v)
         if split == "train" and exp.f_star is not None:
             exp.log.add(t, "train", "opt_gap", res["loss"] - exp.f_star)
 
 
-def train(exp: Experiment) -> Result:
-    """Run ``exp.rounds`` rounds; stop early (status ``diverged``) at the first
-    non-finite aggregate, parameter vector or honest training loss."""
-    if exp.topology is not None:  # topology=gossip: byzbench.topology.train
+@dataclass
+class RoundState:
+    """What a round hands the next besides ``exp``'s own objects: rounds done ``t``, the
+    aggregate of the last round (``ctx.prev_aggregate``), round-0 statistics. A resumed
+    run starts from a saved one (``byzbench.checkpoint``)."""
+
+    t: int = 0
+    prev_u: Tensor | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def train(exp: Experiment, start: RoundState | None = None,
+          after_round: Callable[[Experiment, RoundState], bool] | None = None) -> Result:
+    """Run rounds ``start.t .. exp.rounds - 1`` (from 0 by default); stop early (status
+    ``diverged``) at the first non-finite aggregate, parameter vector or honest training
+    loss. ``after_round(exp, state)`` runs at the end of each round (checkpoints); True
+    stops the run (status ``preempted``)."""
+    if exp.topology is not None:  # topology=gossip: byzbench.topology.train (no checkpoints)
         return exp.topology.train(exp)
     log, lap, theta = exp.log, exp.lap or _no_lap, exp.theta
-    prev_u: Tensor | None = None
-    status, t_done, extra = "ok", 0, {}
-    bar = _progress(exp)
-    do_eval(exp, 0)
-    for t in range(exp.rounds):
+    rs = start or RoundState()
+    status = "ok"
+    bar = _progress(exp, rs.t)
+    if rs.t == 0:
+        do_eval(exp, 0)
+    for t in range(rs.t, exp.rounds):
         t0 = time.perf_counter()
         lap("other")
         rnd = exp.participation.sample()                      # 1. who takes part
         lap("sampling")
         rr = compute_rows(exp, rnd, t, lap)                   # 2. gradients + momentum
         if t == 0:
-            extra.update(gradient_noise(rr.honest))
+            rs.extra.update(gradient_noise(rr.honest))
         # 3. The server's row permutation (own stream) is drawn before the attack so that
         # the strongest attacker (server_randomness) can query in the server's row order.
         perm = torch.randperm(len(rnd.ids), generator=exp.sampling_gen,
                               device=rr.honest.device)
         side = side_inputs(exp, rr, perm)                     # what the stages declared
-        byz = attack_rows(exp, rr, rnd, t, perm, prev_u, side)  # 4. the attack
+        byz = attack_rows(exp, rr, rnd, t, perm, rs.prev_u, side)  # 4. the attack
         lap("attack")
         V = torch.cat([rr.honest, byz.to(rr.honest.dtype)])[perm]
         ta = time.perf_counter()
@@ -311,7 +328,7 @@ def train(exp: Experiment) -> Result:
         exp.optimizer.step()
         if exp.scheduler is not None:
             exp.scheduler.step()
-        prev_u = u.detach()
+        rs.prev_u = u.detach()
         lap("step")
         # One flag, one transfer per round (the device otherwise runs ahead of the host).
         ok = (torch.isfinite(u).all() & torch.isfinite(theta).all()
@@ -321,29 +338,32 @@ def train(exp: Experiment) -> Result:
         # Wall-clock rows get their own split: the only rows that differ between runs.
         log.add(t + 1, "time", "aggregation", agg_time)
         log.add(t + 1, "time", "round", time.perf_counter() - t0)
-        t_done = t + 1
+        rs.t = t + 1
         lap("metrics")
-        if status != "ok" or t_done % exp.eval_every == 0 or t_done == exp.rounds:
-            do_eval(exp, t_done)                              # 7. evaluation
+        if status != "ok" or rs.t % exp.eval_every == 0 or rs.t == exp.rounds:
+            do_eval(exp, rs.t)                                # 7. evaluation
             lap("evaluation")
             _show(bar, log)
         if bar is not None:
             bar.update(1)
         if status != "ok":
             break
+        if after_round is not None and after_round(exp, rs):  # 8. checkpoint
+            status = "preempted"
+            break
     if bar is not None:
         bar.close()
-    return Result(status=status, rounds_done=t_done, final=final_metrics(log), extra=extra)
+    return Result(status=status, rounds_done=rs.t, final=final_metrics(log), extra=rs.extra)
 
 
-def _progress(exp: Experiment):
+def _progress(exp: Experiment, done: int = 0):
     if not exp.progress:
         return None
     from tqdm.auto import tqdm
 
     # disable=None: a bar on a terminal, silence in logs and sweeps.
-    return tqdm(total=exp.rounds, desc="byzbench", leave=False, dynamic_ncols=True,
-                disable=None)
+    return tqdm(total=exp.rounds, initial=done, desc="byzbench", leave=False,
+                dynamic_ncols=True, disable=None)
 
 
 def _show(bar: Any, log: MetricsLog) -> None:
@@ -353,8 +373,9 @@ def _show(bar: Any, log: MetricsLog) -> None:
                         acc=f"{(log.last('test', 'accuracy') or float('nan')):.3f}")
 
 
-FINAL = (("test", "accuracy"), ("test", "loss"), ("val", "accuracy"), ("val", "loss"),
-         ("train", "loss"), ("train", "loss_full"), ("train", "opt_gap"))
+FINAL = (("test", "accuracy"), ("test", "loss"), ("test", "asr"), ("val", "accuracy"),
+         ("val", "loss"), ("val", "asr"), ("train", "loss"), ("train", "loss_full"),
+         ("train", "opt_gap"))
 
 
 def final_metrics(log: MetricsLog) -> dict[str, float]:

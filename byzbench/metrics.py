@@ -45,6 +45,24 @@ class MetricsLog:
                 return v
         return None
 
+    def state_dict(self) -> dict[str, Any]:
+        """The rows as columns (checkpoints): rounds, an index into the ``names``
+        (split, metric), values as float64 (every value is a Python float: exact)."""
+        self.flush()
+        names: dict[tuple[str, str], int] = {}
+        keys = [names.setdefault((s, m), len(names)) for _, s, m, _ in self.rows]
+        return {"t": torch.tensor([r[0] for r in self.rows], dtype=torch.long),
+                "key": torch.tensor(keys, dtype=torch.long),
+                "value": torch.tensor([r[3] for r in self.rows], dtype=torch.float64),
+                "names": [list(k) for k in names]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the rows (and drop pending ones) by those of ``state_dict()``."""
+        names = [tuple(k) for k in state["names"]]
+        self.rows = [(t, *names[k], v) for t, k, v in zip(
+            state["t"].tolist(), state["key"].tolist(), state["value"].tolist())]
+        self._pending.clear()
+
     def write_csv(self, path: Path) -> None:
         self.flush()
         with open(path, "w", newline="") as fh:

@@ -31,13 +31,16 @@ def slug(parts: dict) -> str:
 
 
 def convergence_plot(metrics_csv: Path, out: Path, title: str = "") -> None:
-    """Train/test loss (log scale) and test accuracy versus round."""
+    """Train/test loss (log scale) and test accuracy (with a backdoor's attack success
+    rate beside it, when logged) versus round."""
     df = pd.read_csv(metrics_csv)
     panels = [("loss", [("train", "loss"), ("test", "loss"), ("train", "loss_full")]),
-              ("accuracy", [("test", "accuracy")]), ("optimality gap", [("train", "opt_gap")])]
+              ("accuracy", [("test", "accuracy"), ("test", "asr")]),
+              ("optimality gap", [("train", "opt_gap")])]
     panels = [(name, [(s, m) for s, m in series
                       if ((df.split == s) & (df.metric == m)).any()]) for name, series in panels]
-    panels = [p for p in panels if p[1]]
+    panels = [(name + " / asr" if ("test", "asr") in series else name, series)
+              for name, series in panels if series]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (name, series) in zip(axes[0], panels):
         for s, m in series:

@@ -24,7 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from byzbench import ConfigError
-from byzbench.config import register
+from byzbench.config import check_overrides, register
 from byzbench.metrics import versions, write_summary
 
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -36,7 +36,7 @@ register()
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved config minus keys that do not change the numbers."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    for k in ("progress", "plot", "threads", "resume"):
+    for k in ("progress", "plot", "threads", "resume", "checkpoint"):
         c.pop(k, None)
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -55,8 +55,10 @@ def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any],
     """Build and train one run; write metrics.csv, summary.json, convergence.png.
     Returns the summary."""
     from byzbench.build import build_experiment
+    from byzbench.checkpoint import from_config
     from byzbench.loop import train
 
+    check_overrides(list(overrides or []))
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     summary: dict[str, Any] = {
@@ -65,12 +67,19 @@ def execute(cfg: DictConfig, out_dir: Path, choices: dict[str, Any],
     }
     exp, info = build_experiment(cfg)
     summary.update(info)
-    result = train(exp)
+    ckpt = from_config(cfg, out_dir, summary["config_hash"])
+    state = ckpt.resume(exp)  # round 0 unless a checkpoint of this config is there
+    summary["resumed_from"] = state.t
+    with ckpt.signals():
+        result = train(exp, state, after_round=ckpt)
     metrics_csv = out_dir / "metrics.csv"
     exp.log.write_csv(metrics_csv)
+    if result.status == "preempted":  # checkpoint written: no summary, the run goes on later
+        ckpt.exit_preempted()
     summary.update(status=result.status, rounds_done=result.rounds_done, final=result.final,
                    wall_time=time.time() - start, **result.extra)
     write_summary(out_dir / "summary.json", summary)
+    ckpt.clear()
     if cfg.plot:
         title = " ".join(f"{k}={v}" for k, v in choices.items() if v is not None)
         from byzbench.plots import convergence_plot  # matplotlib only when plotting
@@ -105,6 +114,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except Exception as e:  # noqa: BLE001 - one failing run must not stop a sweep
         _write_failed(out_dir, cfg, choices, f"{type(e).__name__}: {e}", traceback.format_exc(),
                       overrides=overrides)
+        if not multirun and _out_of_memory(e):
+            print(f"byzbench: error: out of memory ({type(e).__name__}): the setting asks for "
+                  "more than this machine has (batch_size, cluster.n_workers, model size)",
+                  file=sys.stderr)
+            sys.exit(2)
         if not multirun:
             raise
         log.error("run failed: %s: %s", type(e).__name__, e)
@@ -125,6 +139,11 @@ class SweepDirCallback(Callback):
         sweep = str(Path(str(config.hydra.sweep.dir)).absolute())
         print(f"byzbench: sweep dir {sweep}\nbyzbench: report with: byzbench-report "
               f"{shlex.quote(sweep)}")
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
+        "allocate" in str(e) or "out of memory" in str(e)))
 
 
 def _objective(final: dict[str, Any]) -> float | None:

@@ -7,8 +7,8 @@
 # Log: $OUT/gpu_check.log when $OUT is set, else ./gpu_check.log.
 # Steps (each under its own time limit, all within BUDGET=450 s; a failing step is
 # reported and the next runs):
-#   1. the device-parametrized tests on cuda (tests/unit/test_device.py: every rule,
-#      pre-aggregator, attack and model against float64 CPU; tests/integration/
+#   1. the device-parametrized tests on cuda (tests/unit/properties/test_device_paths.py:
+#      every rule, pre-aggregator, attack and model against float64 CPU; tests/integration/
 #      test_host.py: rounds with no synchronizing op outside byzbench.host.to_host),
 #   2. scripts/bench_round.py for the MNIST MLP (784-100-10), lenet and resnet20, n = 25,
 #   3. scripts/bench_models.py (vmap vs loop per model: the MEASURED_GRAD_PATHS line),
@@ -67,7 +67,7 @@ if [[ $DRY -eq 1 ]]; then
   DEV=cpu
   BUDGET=${BUDGET_DRY:-1500}
   step tests 300 $PY -m pytest -q -p no:cacheprovider tests/integration/test_host.py \
-    tests/unit/test_device.py -k "cpu and (median or nnm or sign_flip or mlp or mean)"
+    tests/unit/properties/test_device_paths.py -k "cpu and (median or nnm or sign_flip or mlp or mean)"
   step bench_round_mlp 120 $PY scripts/bench_round.py --device $DEV --model mlp \
     --input-shape 1 28 28 --hidden 100 --n 5 --f 1 --batch 2 --repeats 1 --threads 1
   step bench_round_resnet20 120 $PY scripts/bench_round.py --device $DEV --model resnet20 \
@@ -90,7 +90,7 @@ if [[ $DRY -eq 1 ]]; then
   fi
 else
   DEV=cuda
-  step tests 150 $PY -m pytest -q -p no:cacheprovider tests/unit/test_device.py \
+  step tests 150 $PY -m pytest -q -p no:cacheprovider tests/unit/properties/test_device_paths.py \
     tests/integration/test_host.py -k cuda
   step bench_round_mlp 40 $PY scripts/bench_round.py --device $DEV --model mlp \
     --input-shape 1 28 28 --hidden 100 --n 25 --f 5 --repeats 20

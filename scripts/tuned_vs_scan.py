@@ -8,7 +8,8 @@ log-spaced scan of the same range, on one round of synthetic honest gradients
 tuned / scan best, evaluations.
 
     python scripts/tuned_vs_scan.py                      # n = 20, f = 4, d = 1000
-    python scripts/tuned_vs_scan.py --n 11 --f 2 --d 30  # the unit test's setting
+    python scripts/tuned_vs_scan.py --n 11 --f 2 --d 30 --dense 600  # the unit test's
+    python scripts/tuned_vs_scan.py --budget 16 ...      # a fixed budget instead of auto
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def make_pipeline(name: str, n: int, f: int) -> Pipeline:
     return Pipeline([], rules[name](n=n, f=f))
 
 
-def compare(rule: str, attack: str, n: int, f: int, d: int, budget: int = 16,
+def compare(rule: str, attack: str, n: int, f: int, d: int, budget: int | str = "auto",
             searches: tuple[str, ...] = ("scan",), dense: int = 2000, seed: int = 0) -> dict:
     """One row of the table: damage of the tuned scale (per search method) vs the
     dense scan's best over the same range."""
@@ -81,11 +82,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--f", type=int, default=4)
     ap.add_argument("--d", type=int, default=1000)
-    ap.add_argument("--budget", type=int, default=16)
+    ap.add_argument("--budget", default="auto", help="an integer or auto (the default)")
     ap.add_argument("--dense", type=int, default=2000)
     a = ap.parse_args()
+    a.budget = a.budget if a.budget == "auto" else int(a.budget)
     print(f"n = {a.n}, f = {a.f}, d = {a.d}, budget {a.budget}, dense scan {a.dense} points "
-          "(log-spaced over the tuner's range: alie z in [0.01, 10], ipm eps in [0.01, 100])\n")
+          "(log-spaced over the tuner's range: alie z in [0.01, 10], ipm eps in [0.01, 100]; "
+          "budget auto = tuning.auto_budget(d) for scan, 16 for BM's lpd)\n")
     print("| rule | attack | damage tuned / scan best (scan) | scale tuned / scan | evaluations "
           "| lpd: damage ratio, evaluations |")
     print("|---|---|---|---|---|---|")

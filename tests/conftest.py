@@ -41,6 +41,7 @@ MODEL_SHAPES = {
     "epfml_cnn": (1, 10, 10),
     "byzfl_cnn_mnist": (1, 16, 16),
     "byzfl_fc_mnist": (1, 6, 6),
+    "cnn1d": (40,),
 }
 
 

@@ -6,10 +6,13 @@ import itertools
 import math
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from byzbench import kernels, require
 from byzbench.stages import Rule
+
+EIGEN = ("exact", "power1")
 
 
 class SMEA(Rule):
@@ -29,6 +32,15 @@ class SMEA(Rule):
     cancellation of a raw Gram matrix). Ties between subsets go to the first one in
     lexicographic order of kept row indices.
 
+    ``eigen: exact`` (default, the paper's definition) scores every subset by its exact
+    top eigenvalue. ``eigen: power1`` (ByzFL 0.0.11's ``SMEA``, the estimate its
+    published results use) scores it by one power iteration from a random unit start
+    :math:`v_0`: :math:`\|\Sigma_S v_0\|`, computed as
+    :math:`\sqrt{q^\top J G_S J q} / |S|` with :math:`q = J (x_i \cdot v_0)_{i \in S}`.
+    ByzFL draws an unseeded start per subset; here one start per call, from the run's
+    seeded ``generator``, is shared by all subsets (each subset's score has ByzFL's
+    distribution; the queries of one round share the draw).
+
     Never hangs: the constructor refuses ``binom(n, f) > max_subsets`` (default
     200000, e.g. n = 20, f <= 5 or n = 30, f <= 4), naming the limit. Subsets that
     contain a non-finite row score ``+inf`` (if more than ``f`` rows are non-finite,
@@ -38,6 +50,9 @@ class SMEA(Rule):
         n: rows it will receive (injected).
         f: declared Byzantine count (injected). Needs ``0 <= f < n/2``.
         max_subsets: the never-hang limit on ``binom(n, f)``.
+        eigen: ``exact | power1``.
+        generator: seeded torch.Generator (injected; ``power1`` only, ``None`` uses a
+            private one seeded 0).
 
     ``last_weights [n]`` is ``1/(n - f)`` on the selected rows.
 
@@ -47,17 +62,25 @@ class SMEA(Rule):
     and takes the top eigenvalue of the d x d covariance (same minimizer).
     """
 
+    generator_keys = ("generator",)  # power1 only (None for exact)
+
+
     _CHUNK = 4096  # subsets per batched eigenvalue call (bounds memory to ~chunk m^2)
 
-    def __init__(self, n: int, f: int, max_subsets: int = 200_000):
+    def __init__(self, n: int, f: int, max_subsets: int = 200_000, eigen: str = "exact",
+                 generator: torch.Generator | None = None):
         require(f >= 0, "agg.f", f, "f >= 0")
+        require(eigen in EIGEN, "agg.eigen", eigen, f"one of {', '.join(EIGEN)}")
         require(2 * f < n, "agg.f", f, f"smea needs 2f < n (n={n})")
         require(max_subsets >= 1, "agg.max_subsets", max_subsets, "max_subsets >= 1")
         count = math.comb(n, f)
         require(count <= max_subsets, "agg.f", f,
                 f"smea's exact search scores binom(n={n}, f={f}) = {count} subsets, over the "
                 f"limit agg.max_subsets={max_subsets} (lower f or raise max_subsets)")
-        self.n, self.f, self.max_subsets = n, f, max_subsets
+        self.n, self.f, self.max_subsets, self.eigen = n, f, max_subsets, eigen
+        if eigen == "power1" and generator is None:
+            generator = torch.Generator().manual_seed(0)
+        self.generator = generator if eigen == "power1" else None
         self.last_weights: Tensor | None = None
         self.last_score: float | None = None
         self.last_exact = 0  # subsets that needed an exact eigenvalue call
@@ -126,6 +149,24 @@ class SMEA(Rule):
         out[nbad > 0] = np.inf
         return out, nbad
 
+    def power1_scores(self, g: np.ndarray, bad: np.ndarray, kept: np.ndarray,
+                      start: np.ndarray) -> np.ndarray:
+        """Per subset (rows of ``kept``): ``||Sigma_S v0||`` from the Gram matrix ``g``
+        and the rows' projections ``start [n]`` on the unit start v0; ``+inf`` for a
+        subset with a bad row."""
+        m = kept.shape[1]
+        out = np.empty(len(kept))
+        for a in range(0, len(kept), self._CHUNK):
+            idx = kept[a:a + self._CHUNK]
+            gs = g[idx[:, :, None], idx[:, None, :]]  # [k, m, m]
+            r = gs.mean(axis=2, keepdims=True)
+            c = gs - r - np.swapaxes(r, 1, 2) + r.mean(axis=1, keepdims=True)  # J G_S J
+            q = start[idx]
+            q = q - q.mean(axis=1, keepdims=True)
+            out[a:a + self._CHUNK] = np.sqrt(np.maximum(
+                np.einsum("ki,kij,kj->k", q, c, q), 0.0)) / m
+        return np.where(bad[kept].any(axis=1), np.inf, out)
+
     @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
@@ -135,7 +176,11 @@ class SMEA(Rule):
         g, bad = kernels.similarity.centered_gram(x)
         self._rank = x.shape[1]
         kept = self.subsets(n, n - f)
-        score, nbad = self.scores(g, bad, kept)
+        if self.generator is None:
+            score, nbad = self.scores(g, bad, kept)
+        else:
+            start = kernels.random_projections(x, bad, 1, self.generator)[:, 0]
+            score, nbad = self.power1_scores(g, bad, kept, start), bad[kept].sum(axis=1)
         if np.isfinite(score).any():
             best = int(np.argmin(score))
         else:  # more than f bad rows: fewest bad rows, first in order

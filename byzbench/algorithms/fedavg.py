@@ -8,9 +8,10 @@ from torch import Tensor, nn
 from byzbench import require
 from byzbench.algorithms import Draw
 from byzbench.grads import make_grads
+from byzbench.stages import Stateful
 
 
-class FedAvg:
+class FedAvg(Stateful):
     """Client i starts from the global theta and runs K local SGD steps on K minibatches
     of its own shard,
 
@@ -25,7 +26,9 @@ class FedAvg:
     K = 1 the client sends ``eta b_i^0`` itself (``theta - theta_i^1`` up to the rounding
     of one subtraction), so K = 1 with server SGD lr 1 is DSGD with lr eta, bit for bit
     when eta is a power of two. The server applies the aggregate with the configured
-    solver: SGD with lr 1 is FedAvg, server momentum FedAvgM, Adam FedAdam.
+    solver: SGD with lr 1 is FedAvg, server momentum FedAvgM, Adam FedAdam. No client
+    state persists across rounds (``state_keys`` empty): each round's local optimizer
+    and momentum start fresh.
 
     Args:
         local_steps: K >= 1.

@@ -8,10 +8,15 @@ from byzbench import require
 from byzbench.attacks._ops import alie_z_max, empty_rows, honest_std
 from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
+SIDES = ("minus", "plus")
+
 
 class ALIE(Attack):
-    """``b = mu - z * sigma`` (all f rows equal), mu / sigma the honest coordinate-wise
-    mean / std (unbiased, as the public code's ``torch.std``).
+    """``b = mu - z * sigma`` (all f rows equal; ``side: minus``, the paper's Algorithm 3
+    and the default) or ``b = mu + z * sigma`` (``side: plus``: ByzFL 0.0.11's
+    ``ALittleIsEnough`` / ``Optimal_ALittleIsEnough``), mu / sigma the honest
+    coordinate-wise mean / std (unbiased, as the public code's ``torch.std``). A tuned
+    ALIE searches z >= 0 on its side, so ``side`` decides which half-line it explores.
 
     ``z`` is given, or (``z: null``) ``z_max`` from the paper: with n workers and f
     Byzantine, ``s = floor(n/2 + 1) - f`` honest "supporters" are needed and
@@ -24,6 +29,7 @@ class ALIE(Attack):
     Args:
         z: the scale, or None for z_max.
         z_formula: ``paper | honest``.
+        side: ``minus`` (b = mu - z sigma) | ``plus`` (b = mu + z sigma, ByzFL).
         n, f: injected; used to validate that z_max exists.
 
     Reference: Baruch, Baruch, Goldberg, "A Little Is Enough: Circumventing Defenses For
@@ -34,8 +40,10 @@ class ALIE(Attack):
     scale_range = (0.01, 10.0)
 
     def __init__(self, z: float | None = None, z_formula: str = "paper",
-                 n: int | None = None, f: int | None = None):
+                 side: str = "minus", n: int | None = None, f: int | None = None):
         require(z_formula in ("paper", "honest"), "attack.z_formula", z_formula, "paper or honest")
+        require(side in SIDES, "attack.side", side, "minus or plus")
+        self.side = side
         self.z = None if z is None else float(z)
         self.z_formula = z_formula
         if z is None and n is not None and f:
@@ -45,4 +53,5 @@ class ALIE(Attack):
         if ctx.f == 0:
             return empty_rows(honest)
         z = self.z if self.z is not None else alie_z_max(ctx.n, ctx.f, self.z_formula)
-        return repeat_rows(honest.mean(dim=0) - z * honest_std(honest), ctx.f)
+        sign = -1.0 if self.side == "minus" else 1.0
+        return repeat_rows(honest.mean(dim=0) + sign * z * honest_std(honest), ctx.f)

@@ -10,6 +10,7 @@ callable becomes an attack through :class:`FunctionAttack`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -120,7 +121,8 @@ class Attack(Stateful):
       sees every honest row of the round.
     * ``poisons_data`` (False): the Byzantine workers' minibatches go through
       :meth:`transform_batch` inside the vectorized pass (label flipping, backdoor
-      triggers). Implies ``local``.
+      triggers), and :meth:`evaluators` adds metrics to every evaluation (a backdoor's
+      ``asr``). Implies ``local``.
     * ``byz_momentum`` (True): under worker momentum, whether ``ctx.byz_grads`` holds the
       Byzantine workers' momentum (True) or their raw gradients (False).
     * ``server_randomness`` (False): set by ``byzbench.build`` from the attack config
@@ -152,9 +154,23 @@ class Attack(Stateful):
         return self.local or self.poisons_data
 
     def transform_batch(self, x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-        """The Byzantine workers' minibatch ``(x [f, B, ...], y [f, B])`` as they train on
-        it (``poisons_data`` only; identity by default)."""
+        """The Byzantine workers' minibatch ``(x [r, B, ...], y [r, B])`` as they train on
+        it (``poisons_data`` only; identity by default): new tensors, or the inputs."""
         return x, y
+
+    def evaluators(self) -> list[Callable]:
+        """Extra evaluations ``(model, theta, data, split) -> dict[str, Tensor]`` the run
+        logs at every evaluation (a backdoor's ``asr``); none by default. Read once by
+        ``byzbench.build`` (the threat model is chosen at build time)."""
+        return []
+
+
+class DataPoisoning(Attack):
+    """Base of data-poisoning attacks (local threat model): ``local`` and
+    ``poisons_data`` declared true; subclasses define :meth:`transform_batch`."""
+
+    local = True
+    poisons_data = True
 
 
 class FunctionAttack(Attack):

@@ -6,15 +6,15 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import own_grads
-from byzbench.attacks.base import Attack, RoundContext
+from byzbench.attacks.base import DataPoisoning, RoundContext
 
 
-class LabelFlip(Attack):
+class LabelFlip(DataPoisoning):
     """Each Byzantine worker sends its honest-protocol gradient computed on its own shard
     with every label replaced by ``C - 1 - y`` (C classes). The loop applies
-    ``transform_batch`` (labels through ``transform_labels``) to the Byzantine workers'
-    batches inside the same vectorized gradient pass as the honest workers, and the
-    attack returns those gradients
+    ``transform_batch`` (labels through ``transform_labels``, inputs unchanged) to the
+    Byzantine workers' batches inside the same vectorized gradient pass as the honest
+    workers, and the attack returns those gradients
     (``ctx.byz_grads``) unchanged.
 
     Under worker momentum, ``byz_momentum: false`` (default) sends the raw gradient on
@@ -30,7 +30,6 @@ class LabelFlip(Attack):
     """
 
     local = True
-    poisons_data = True
 
     def __init__(self, byz_momentum: bool = False, num_classes: int | None = None):
         require(num_classes is None or num_classes >= 2, "attack.num_classes", num_classes,
@@ -44,7 +43,7 @@ class LabelFlip(Attack):
         return (num_classes - 1) - y
 
     def transform_batch(self, x: Tensor, y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-        """Inputs unchanged, labels flipped."""
+        """``(x, C - 1 - y)``."""
         return x, self.transform_labels(y, num_classes)
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:

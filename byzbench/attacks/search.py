@@ -31,12 +31,22 @@ the attacks here).
 query (``[k, n, d] -> [k, d]``) can serve a whole stage in one call. ``pointwise(fn)``
 adapts a scalar ``fn(float) -> float``.
 
-``method="lpd"`` reproduces ``line_maximize`` of LPD-EPFL's ByzantineMomentum
-(``tools/misc.py``; ByzFL's ``Optimal_*`` attacks use the same routine): start at
-``start`` (0), step ``delta`` (BM 1, ByzFL 10), double the step while the objective
-strictly improves, then contract by ``ratio`` (0.8) moving around the best point,
-``budget`` evaluations in all (BM 16, ByzFL 20). It ignores ``lo``/``hi``, as the
-original does.
+Two reference line searches start at ``start`` (0) with step ``delta``, double the
+step while the objective strictly improves (expansion), then shrink it by ``ratio``
+(0.8) on every remaining evaluation (contraction), ``budget`` evaluations in all; both
+ignore ``lo``/``hi``, as the originals do:
+
+* ``method="lpd"`` reproduces ``line_maximize`` of LPD-EPFL's ByzantineMomentum
+  (``tools/misc.py``; BM: delta 1, 16 evaluations). Its contraction moves back and
+  forth around the best point (a step back from a proposal to the right of the best
+  point, a step forward from one to its left).
+* ``method="byzfl"`` reproduces the line search of ByzFL 0.0.11's
+  ``Optimal_InnerProductManipulation`` / ``Optimal_ALittleIsEnough``
+  (``byzfl/attacks/attacks.py``, ``_expansion_phase`` / ``_contraction_phase``; ByzFL:
+  delta 10, ratio 0.8, 20 evaluations). Its contraction only steps forward: every
+  proposal is ``best + delta``. The two differ: on ByzFL's own unit test
+  (``TestOptimalInnerProductManipulationAttack``) ``byzfl`` finds ByzFL's scale
+  ``10 * 0.8^12 = 0.6872`` where ``lpd`` finds 0.6799.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from torch import Tensor
 
 from byzbench import host, require
 
-SEARCHES = ("scan", "lpd")
+SEARCHES = ("scan", "lpd", "byzfl")
 TIE_RTOL = 1e-6
 Objective = Callable[[Tensor], Tensor]
 
@@ -119,10 +129,11 @@ class _Tracker:
 def maximize(objective: Objective, lo: float, hi: float, budget: int, method: str = "scan",
              start: float = 0.0, delta: float = 1.0, ratio: float = 0.8) -> SearchResult:
     """Maximize ``objective`` over scales (see the module docstring); at most ``budget``
-    evaluations. ``start``, ``delta``, ``ratio`` are used by ``method="lpd"`` only."""
+    evaluations. ``start``, ``delta``, ``ratio`` are used by the reference line searches
+    (``method="lpd" | "byzfl"``) only."""
     budget = int(budget)
-    if method == "lpd":
-        return _lpd(objective, budget, start, delta, ratio)
+    if method in ("lpd", "byzfl"):
+        return _line(objective, budget, start, delta, ratio, forward_only=method == "byzfl")
     tr = _Tracker(objective)
     n1 = max(2, min(budget, math.ceil(budget / 2)))
     grid = _logspace(lo, hi, n1)
@@ -156,9 +167,11 @@ def maximize(objective: Objective, lo: float, hi: float, budget: int, method: st
     return SearchResult(x=x, value=v, evals=len(tr.xs))
 
 
-def _lpd(objective: Objective, evals: int, start: float, delta: float,
-         ratio: float) -> SearchResult:
-    """ByzantineMomentum's ``tools.misc.line_maximize``, step for step."""
+def _line(objective: Objective, evals: int, start: float, delta: float, ratio: float,
+          forward_only: bool) -> SearchResult:
+    """The reference line searches step for step: ByzantineMomentum's
+    ``tools.misc.line_maximize`` (``forward_only=False``) or ByzFL 0.0.11's
+    ``Optimal_*`` expansion + contraction (``forward_only=True``)."""
     n = 0
 
     def scape(x: float) -> float:
@@ -171,7 +184,7 @@ def _lpd(objective: Objective, evals: int, start: float, delta: float,
     best_y = scape(best_x)
     evals -= 1
     prop_x = best_x
-    while evals > 0:  # expansion
+    while evals > 0:  # expansion: double the step while it strictly improves
         prop_x = best_x + delta
         prop_y = scape(prop_x)
         evals -= 1
@@ -181,8 +194,10 @@ def _lpd(objective: Objective, evals: int, start: float, delta: float,
         else:
             delta *= ratio
             break
-    while evals > 0:  # contraction around the best point
-        if prop_x < best_x:
+    while evals > 0:  # contraction
+        if forward_only:
+            prop_x = best_x + delta  # ByzFL: always one step forward of the best point
+        elif prop_x < best_x:
             prop_x += delta
         else:
             x = prop_x - delta

@@ -6,7 +6,8 @@
 * :mod:`~byzbench.kernels.similarity` - cosine distances, norms, centred Gram of rows;
 * :mod:`~byzbench.kernels.selection` - Krum scores, stable smallest-k;
 * :mod:`~byzbench.kernels.networks` - comparator (sorting and selection) networks;
-* :mod:`~byzbench.kernels.coordinatewise` - per-column order statistics.
+* :mod:`~byzbench.kernels.coordinatewise` - per-column order statistics;
+* :mod:`~byzbench.kernels.norms` - row norms, norm bounds, clipping scales, seeded noise.
 
 Nothing here keeps a cache that a kernel reads implicitly: a shared result (the
 pairwise distances of a batch) is passed explicitly.
@@ -14,6 +15,7 @@ pairwise distances of a batch) is passed explicitly.
 
 from __future__ import annotations
 
+from byzbench.kernels import norms  # noqa: F401,E402 (kernels.norms.*)
 from byzbench.kernels.coordinatewise import (  # noqa: F401
     Array,
     columnwise,
@@ -49,6 +51,7 @@ from byzbench.kernels.rows import (  # noqa: F401
     combine,
     gather_cols,
     one_hot,
+    random_projections,
     reusable,
     sample_columns,
     to_np,

@@ -83,3 +83,20 @@ def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:
     idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=like.device)
     w[idx_t] = 1.0 / max(1, len(idx_t))
     return w
+
+
+def random_projections(x: Tensor, bad: np.ndarray, k: int,
+                       generator: torch.Generator) -> np.ndarray:
+    """``[n, k]`` float64: the finite rows minus their mean, projected on ``k`` random unit
+    directions (standard Gaussian vectors, normalized, drawn from ``generator``): the
+    start vectors of ``k`` power iterations in the ``n``-dimensional form of the rules
+    that work on a Gram matrix (``(x_i - m) . v``; any common ``m`` gives the same
+    centered quantities). Non-finite rows get 0."""
+    d = x.shape[1]
+    v = torch.randn(d, k, generator=generator, device=generator.device,
+                    dtype=x.dtype if x.dtype.is_floating_point else torch.float32).to(x.device)
+    v = v / torch.linalg.vector_norm(v, dim=0, keepdim=True)
+    good = torch.as_tensor(~bad, device=x.device)
+    m = x[good].mean(dim=0) if bool(good.any()) else torch.zeros_like(x[0])
+    xc = torch.where(good[:, None], x - m, torch.zeros((), dtype=x.dtype, device=x.device))
+    return host.to_host(xc @ v.to(x.dtype), torch.float64).numpy()

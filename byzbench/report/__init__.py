@@ -51,6 +51,7 @@ from byzbench.report.tables import (
     default_metric,
     final_table,
     higher_is_better,
+    is_rate,
     markdown,
     selection_rate,
     tables,
@@ -59,7 +60,8 @@ from byzbench.report.tables import (
 from byzbench.report.versus import versus_markdown, versus_table
 
 __all__ = ["CHOICE_KEYS", "IGNORED_KEYS", "add_labels", "config_columns", "default_metric",
-           "final_table", "group_axes", "group_order", "higher_is_better", "load_results",
-           "load_runs", "main", "markdown", "selection_rate", "tables", "tail_mean", "varying",
+           "final_table", "group_axes", "group_order", "higher_is_better", "is_rate",
+           "load_results", "load_runs", "main", "markdown", "selection_rate", "tables",
+           "tail_mean", "varying",
            "versus_markdown", "versus_table", "worst_case", "write_report", "_label_order",
            "_sorted_values", "_sweep_order"]

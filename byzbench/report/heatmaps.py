@@ -14,7 +14,7 @@ import pandas as pd
 from byzbench.report.cells import cell_values, worst_over
 from byzbench.report.labels import _label_order, _sorted_values, add_labels, group_order, varying
 from byzbench.report.loading import ReportError
-from byzbench.report.tables import _fmt, markdown
+from byzbench.report.tables import _fmt, is_rate, markdown
 
 X_AXES = ("f", "byz_frac")
 
@@ -130,7 +130,8 @@ def grid_figures(grid: pd.DataFrame, stem: Path, x: str = "f",
             continue
         allv = np.concatenate([m.to_numpy(dtype=float).ravel() for _, m in mats])
         fin = allv[np.isfinite(allv)]
-        vmin, vmax = (0.0, 1.0) if accuracy or not fin.size else (fin.min(), fin.max())
+        vmin, vmax = ((0.0, 1.0) if is_rate(metric) or not fin.size
+                      else (fin.min(), fin.max()))
         ny, nx = mats[0][1].shape
         fig, axes = plt.subplots(1, len(mats), squeeze=False,
                                  figsize=(1.5 + (0.6 * nx + 1.0) * len(mats), 1.2 + 0.45 * ny))

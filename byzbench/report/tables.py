@@ -17,6 +17,12 @@ def higher_is_better(metric: str) -> bool:
     return "accuracy" in metric
 
 
+def is_rate(metric: str) -> bool:
+    """Metrics in [0, 1] whatever the run: accuracies and a backdoor's ``asr`` (lower is
+    better for the defender, so minimized by ``higher_is_better``)."""
+    return "accuracy" in metric or metric.endswith("asr")
+
+
 def default_metric(runs: pd.DataFrame) -> str:
     """``test_accuracy`` for classification sweeps, else ``test_loss``."""
     if "final_test_accuracy" in runs and runs["final_test_accuracy"].notna().any():
@@ -57,11 +63,12 @@ def final_table(runs: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFra
 
 def worst_case(final: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
     """Per (group, rule): the attack with the worst mean final ``metric`` (min accuracy,
-    max loss) among the attacks that ran, and that mean and sd."""
+    max loss) among the attacks that ran and logged it (a backdoor's ``asr`` is not
+    logged under ``attack=none``), and that mean and sd."""
     higher = higher_is_better(metric)
     out = []
     for (g, rule), d in final.groupby(["group", "rule"], sort=False):
-        d = d[d["n_seeds"] > 0]
+        d = d[(d["n_seeds"] > 0) & (d["mean"].notna() | (d["n_diverged"] > 0))]
         if d.empty:
             continue
         i = d["mean"].fillna(-np.inf if higher else np.inf)

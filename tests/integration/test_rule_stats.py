@@ -1,4 +1,4 @@
-"""The loop's two hooks for rules (issue 10): stage stats logged as train metrics
+"""The loop's two hooks for rules: stage stats logged as train metrics
 (cclip's clipped fraction), and MoNNA's `pivot: honest` told where an honest row is."""
 
 from __future__ import annotations

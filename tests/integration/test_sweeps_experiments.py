@@ -35,7 +35,8 @@ def test_the_study_sweeps_exist():
     names = {p.stem for p in EXPERIMENTS}
     assert {"seesaw_vs_finite_norm", "seesaw_vs_finite_norm_dirichlet", "seesaw_baseline",
             "seesaw_ablation", "byz_fraction"} <= names
-    for name in ("seesaw_vs_finite_norm", "seesaw_vs_finite_norm_dirichlet"):
+    for name in ("seesaw_vs_finite_norm", "seesaw_vs_finite_norm_dirichlet",
+                 "seesaw_vs_finite_norm_mnist1d", "seesaw_vs_finite_norm_mnist1d_dirichlet"):
         grid = _params(Path(CONF_DIR) / "experiment" / f"{name}.yaml")
         assert grid["attack"] == ["finite_norm", "seesaw", "directional_deviation"]
         assert grid["attack.cap"] == ["0.5", "2", "8"]  # docs/STUDY.md "Protocol"
@@ -44,6 +45,11 @@ def test_the_study_sweeps_exist():
         assert grid["solver"] == ["sgd", "adam", "rmsprop"] and grid["seed"] == ["0", "1", "2"]
     cfg = _compose("experiment=seesaw_vs_finite_norm_dirichlet")
     assert cfg.partition.alpha == 0.3 and cfg.partition._target_.endswith("Dirichlet")
+    for name in ("seesaw_vs_finite_norm_mnist1d", "seesaw_vs_finite_norm_mnist1d_dirichlet"):
+        cfg = _compose(f"experiment={name}")  # the digits study's protocol on MNIST-1D
+        assert cfg.dataset._target_.endswith("mnist1d.build") and cfg.dataset.num_samples == 5000
+        assert cfg.model._target_.endswith("cnn1d.build") and cfg.rounds == 150
+        assert (cfg.partition.get("alpha") == 0.3) == name.endswith("dirichlet")
     abl = _params(Path(CONF_DIR) / "experiment" / "seesaw_ablation.yaml")
     assert abl["attack.period"] == ["1", "2", "5", "10", "null"] and abl["seed"] == ["0", "1", "2"]
     assert _compose("experiment=seesaw_ablation").attack.cap == 2.0
@@ -114,4 +120,6 @@ def test_experiment_settings_reach_the_run(path):
         assert cfg.hydra.sweep.dir == f"outputs/sweeps/{base}"
         return
     assert cfg.hydra.sweep.dir.startswith(f"outputs/sweeps/{path.stem}/")
-    assert cfg.hydra.sweep.dir.endswith("/digits")  # one sweep dir per dataset: resumable
+    # one sweep dir per dataset: resumable (digits, or MNIST-1D for its study)
+    dataset = "mnist1d" if "_mnist1d" in path.stem else "digits"
+    assert cfg.hydra.sweep.dir.endswith(f"/{dataset}")

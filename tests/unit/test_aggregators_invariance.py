@@ -51,6 +51,10 @@ NOT_TRANSLATION = {
     "agg=flame": "cosine clustering and median-norm clipping are relative to the origin",
     "agg=fltrust": "cosine with the server's gradient and rescaling to its norm",
     "agg=foolsgold": "cosine similarities of the accumulated updates",
+    "agg=norm_bound": "clips norms measured from the origin",
+    "agg=weak_dp": "clips norms measured from the origin",
+    "agg=crfl": "clips the mean's norm measured from the origin",
+    "agg=rlr": "coordinate signs are relative to the origin",
 }
 NOT_HOMOGENEOUS = {
     "preagg=clipping": "threshold C is absolute by the user's choice",

@@ -16,7 +16,10 @@ CONF = Path(__file__).resolve().parents[2] / "byzbench" / "conf"
 RULES = sorted((CONF / "agg").glob("*.yaml"))
 NAMES = [p.stem for p in RULES]
 N, F, D = 15, 3, 40  # every rule accepts n = 15, f = 3 (bulyan: 4f + 3 = 15)
-NOT_ROBUST = {"mean"}
+NOT_ROBUST = {"mean", "rlr"}  # rlr: the mean's magnitude, per-coordinate signs
+# Rules that add seeded Gaussian noise to their output (default options): identical rows
+# come back up to that noise.
+NOISY = {"weak_dp", "crfl"}
 NOT_PERMUTATION_INVARIANT = {"monna"}  # defined relative to one pivot row
 # Rules that reduce to the plain mean when f = 0 (with their default parameters).
 MEAN_AT_F0 = {"mean", "trmean", "multikrum", "meamed", "phocas", "bulyan", "mda", "dnc", "caf",
@@ -65,7 +68,9 @@ def test_identical_rows_return_that_row(path):
     # tau equals it and nothing is clipped.)
     row = honest(1, D, seed=3)[0]
     x = row.expand(N, D).clone()
-    torch.testing.assert_close(make(path)(x), row, rtol=1e-6, atol=1e-6)
+    noisy = path.stem in NOISY  # noise std 0.01 x norm per coordinate
+    torch.testing.assert_close(make(path)(x), row, rtol=0 if noisy else 1e-6,
+                               atol=0.1 * float(row.norm()) if noisy else 1e-6)
 
 
 @pytest.mark.parametrize("path", RULES, ids=NAMES)

@@ -15,7 +15,7 @@ from byzbench.attacks.base import RoundContext
 
 CONF = Path(__file__).resolve().parents[2] / "byzbench" / "conf" / "attack"
 YAMLS = sorted(CONF.glob("*.yaml"))
-N, F, D, C = 9, 3, 6, 4
+N, F, D, C = 9, 3, 6, 10  # 10 classes: the backdoors target label 6 (FLPoison)
 
 
 def instantiate_attack(cfg: dict, n: int = N, f: int = F):

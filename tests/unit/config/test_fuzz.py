@@ -125,3 +125,13 @@ def test_top_level_bad_values_are_one_line_errors(key):
             assert "\n" not in str(e) and key in str(e), str(e)
         else:
             ACCEPTED.append(f"{key}={value} ({what})")
+
+
+@pytest.mark.parametrize("key", ["eval_train", "progress", "plot", "resume"])
+@pytest.mark.parametrize("value", ["0", "-1", "maybe", str(10**12)])
+def test_top_level_booleans_take_only_true_or_false(key, value):
+    from byzbench.config import check_overrides
+
+    with pytest.raises(ConfigError, match=f"{key}='{value}' is invalid: true or false"):
+        check_overrides([f"{key}={value}"])
+    check_overrides([f"{key}=true", f"{key}=False"])

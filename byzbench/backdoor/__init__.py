@@ -1,0 +1,1 @@
+"""Backdoor threat model: triggers, poisoned batches, the attack success rate."""
