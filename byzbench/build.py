@@ -279,7 +279,17 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     data = instantiate_component(dnode, "dataset", generator=make_generator(seed, "dataset"))
     data = hold_out_validation(data, val_frac, make_generator(seed, "val"))
     partition = instantiate_component(cfg.partition, "partition")
-    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device))
+    from byzbench.topology.gossip import Builders, build_topology  # None: the server
+
+    agg_gen = make_generator(seed, "agg", device)
+    topology = build_topology(_plain(cfg.topology or {}), spec, Builders(
+        pipeline=lambda m, f: build_pipeline(cfg.preagg, cfg.agg, m, f, agg_gen),
+        attack=lambda s: build_attack(cfg.attack, s, data.num_classes, data),
+        solver=lambda rows: build_solver(cfg.solver, cfg.schedule, rows),
+        seed=stream_seed(seed, "byz_ids"), device=device,
+        worker_momentum=float(cfg.worker_momentum), preagg=_plain(cfg.preagg)))
+    pipeline = build_round_pipeline(cfg, spec, make_generator(seed, "agg", device)) \
+        if topology is None else topology.pipeline
     # A rule with server-side root data (FLTrust): carve it out before partitioning.
     root, pool = hold_out_root(pipeline, data, make_generator(seed, "server"))
     labels = data.y_train if pool is None else data.y_train[pool]
@@ -339,6 +349,7 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
         participation=Participation(spec.n, spec.f, spec.per_round, spec.f_fixed_round,
                                     spec.byz_per_round, make_generator(seed, "participation"),
                                     device),
+        topology=topology,
         # Under partial participation one buffer per client (all n, then the server's).
         momentum=WorkerMomentum(float(cfg.worker_momentum), str(cfg.worker_momentum_style),
                                 clients=spec.n + (root is not None),

@@ -73,6 +73,7 @@ class Config:
     algorithm: Any = None
     schedule: Any = None
     partition: Any = None
+    topology: Any = None  # server (default) | gossip: byzbench/conf/topology/
 
 
 # Arithmetic in configs, for settings the published code derives from others (epfml's

@@ -65,6 +65,7 @@ class Experiment:
     # The one timer: lap(part) charges the time since the previous lap to ``part``
     # (scripts/profile_round.py); None: no timing.
     lap: Callable[[str], None] | None = None
+    topology: Any = None  # built from ``topology=`` (None: this module's server round)
 
 
 @dataclass
@@ -290,6 +291,8 @@ def train(exp: Experiment, start: RoundState | None = None,
     ``diverged``) at the first non-finite aggregate, parameter vector or honest training
     loss. ``after_round(exp, state)`` runs at the end of each round (checkpoints); True
     stops the run (status ``preempted``)."""
+    if exp.topology is not None:  # topology=gossip: byzbench.topology.train (no checkpoints)
+        return exp.topology.train(exp)
     log, lap, theta = exp.log, exp.lap or _no_lap, exp.theta
     rs = start or RoundState()
     status = "ok"

@@ -12,6 +12,14 @@ an MLP's hidden sizes) on inputs of ``--input-shape``; without it, an MLP
 ``in-dim -> hidden -> classes``. On CUDA every timed call ends with a synchronize.
 ``--local-steps K ...`` also times FedAvg's workers (K local steps of all clients,
 vectorized) against K DSGD rounds (target: FedAvg(K) / (K x DSGD) <= 1.3).
+
+``--topology gossip`` instead times whole training rounds (digits, the default MLP,
+``byzbench.build`` + ``byzbench.loop.train``, evaluation excluded): the parameter-server
+round next to gossip rounds on a ring and an Erdos-Renyi graph at each ``--sizes`` n,
+no Byzantine node and the mean (plus ClippedGossip, and ALIE with 10% Byzantine nodes
+on Erdos-Renyi). Target: ring / server <= 3 at the same n.
+
+    python scripts/bench_round.py --topology gossip --sizes 20 100 --rounds 20 --threads 1
 """
 
 from __future__ import annotations
@@ -77,9 +85,16 @@ def main() -> None:
     ap.add_argument("--no-loop", action="store_true", help="skip the per-worker loop")
     ap.add_argument("--local-steps", type=int, nargs="*", default=[1, 5, 20],
                     help="FedAvg K values to time against K DSGD rounds (none: skip)")
+    ap.add_argument("--topology", choices=["server", "gossip"], default="server",
+                    help="gossip: time whole server and gossip rounds (see above)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20, 100])
+    ap.add_argument("--rounds", type=int, default=20)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.topology == "gossip":
+        bench_gossip(a.sizes, a.rounds, a.device)
+        return
     dev = torch.device(a.device)
     if a.model:
         shape = tuple(a.input_shape or [a.in_dim])
@@ -155,6 +170,51 @@ def bench_fedavg(model: nn.Module, theta: torch.Tensor, X: torch.Tensor, Y: torc
         td, tf = statistics.median(t_d), statistics.median(t_f)
         print(f"{k:<4}{1e3 * tf:>11.2f}{1e3 * td:>13.2f}{tf / td:>7.2f}"
               f"{min(t_f) / min(t_d):>11.2f}")
+
+
+
+def round_time(overrides: list[str], rounds: int) -> float:
+    """Median ``time/round`` (seconds) of a run of ``rounds`` rounds, the first two
+    dropped (warm-up)."""
+    from hydra import compose, initialize_config_dir
+
+    from byzbench.build import build_experiment
+    from byzbench.loop import train
+    from byzbench.run import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[
+            f"rounds={rounds}", f"eval_every={rounds + 1}", "eval_train=false",
+            "progress=false", "grad_path=vmap", *overrides])
+    exp, _ = build_experiment(cfg)
+    train(exp)
+    ts = [v for _, s, m, v in exp.log.rows if s == "time" and m == "round"]
+    return statistics.median(ts[2:] or ts)
+
+
+def bench_gossip(sizes: list[int], rounds: int, device: str) -> None:
+    """Server vs gossip round times (see the module docstring)."""
+    print(f"digits, MLP [64, 64, 10], B=32, device={device}, threads={torch.get_num_threads()}")
+    print(f"{'n':>5} {'setting':<44}{'ms/round':>10}{'/ server':>10}")
+    for n in sizes:
+        base = [f"device={device}", f"cluster.n_workers={n}"]
+        clean = [*base, "cluster.byz_frac=0", "attack=none", "agg=mean"]
+        t_ps = round_time(clean, rounds)
+        p = min(1.0, 4.0 / (n - 1))  # mean degree about 4
+        g = ["topology=gossip", "topology.eval_nodes=false"]
+        er = ["topology.graph.name=erdos_renyi", f"topology.graph.p={p:.4g}",
+              "topology.allow_disconnected=true"]
+        rows = [("server, mean", t_ps),
+                ("gossip ring, mean", round_time([*clean, *g], rounds)),
+                ("gossip ring, clipped_gossip", round_time(
+                    [*clean, *g, "agg=gossip/clipped_gossip"], rounds)),
+                (f"gossip erdos_renyi p={p:.3g}, mean", round_time([*clean, *g, *er], rounds)),
+                (f"gossip erdos_renyi, clipped_gossip, alie f={n // 10}", round_time(
+                    [*base, *g, *er, "cluster.byz_frac=0.1", "attack=alie",
+                     "agg=gossip/clipped_gossip"], rounds))]
+        for name, t in rows:
+            print(f"{n:>5} {name:<44}{1e3 * t:>10.2f}{t / t_ps:>9.2f}x")
+    print("target: gossip ring / server <= 3x at the same n")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ GROUPS = [("attack", "Attacks"), ("agg", "Aggregation rules"), ("preagg", "Pre-a
           ("solver", "Solvers"), ("algorithm", "Algorithms (what workers send)"),
           ("schedule", "Learning-rate schedules"),
           ("dataset", "Datasets"), ("model", "Models"), ("partition", "Partitions"),
+          ("topology", "Topologies (where aggregation happens)"),
+          ("agg/gossip", "Gossip rules (per node, with topology=gossip)"),
+          ("attack/gossip", "Gossip attacks (per recipient, with topology=gossip)"),
           ("experiment", "Experiments (sweeps)")]
 START, END = "<!-- components:start -->", "<!-- components:end -->"
 
@@ -44,8 +47,10 @@ def tables() -> str:
         files = sorted((CONF / group).glob("*.yaml"))
         if not files:
             continue
-        out += [f"### {title} (`{group}=`)", "", "| option | what |", "|---|---|"]
-        out += [f"| `{f.stem}` | {header(f)} |" for f in files]
+        base, _, sub = group.partition("/")  # a subfolder's options are <sub>/<stem>
+        prefix = f"{sub}/" if sub else ""
+        out += [f"### {title} (`{base}=`)", "", "| option | what |", "|---|---|"]
+        out += [f"| `{prefix}{f.stem}` | {header(f)} |" for f in files]
         out.append("")
     return "\n".join(out)
 

@@ -90,6 +90,10 @@ def test_every_swept_value_composes_and_parameters_build(path):
                 build_attack(cfg.attack, spec, num_classes=10)
             elif group == "agg":
                 build_pipeline(cfg.preagg, cfg.agg, spec.n, spec.f, torch.Generator())
+            elif group == "topology":  # the graph, placement and per-node rules
+                from byzbench.build import build_experiment
+
+                build_experiment(cfg)
             else:  # e.g. algorithm: injected with a model, as build does
                 instantiate_component(cfg[group], group, model=torch.nn.Linear(2, 2))
 

@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from byzbench.aggregators.base import Pipeline
+from byzbench.aggregators.gossip.base import GossipRule
 from byzbench.build import build_pipeline
 from byzbench.run import CONF_DIR
 from byzbench.stages import Rule, SideInputs
@@ -57,7 +58,11 @@ def _pipeline(group: str, option: str) -> Pipeline:
         cfg = compose(config_name="config", overrides=[over])
     c = OmegaConf.to_container(cfg, resolve=True)
     agg = c["agg"] if group == "agg" else {"_target_": "byzbench.aggregators.mean.Mean"}
-    return build_pipeline(c["preagg"], agg, N, F, torch.Generator().manual_seed(3))
+    pipe = build_pipeline(c["preagg"], agg, N, F, torch.Generator().manual_seed(3))
+    if isinstance(pipe.rule, GossipRule):  # a node of degree N - 1, uniform weights
+        pipe.rule.set_mixing(torch.full((1, N), 1.0 / N, dtype=torch.float64),
+                             torch.tensor([F / N], dtype=torch.float64))
+    return pipe
 
 
 def _options(group):

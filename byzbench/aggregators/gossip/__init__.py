@@ -1,0 +1,1 @@
+"""Per-node gossip rules (decentralized setting, ``topology=gossip``): see ``base``."""
