@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
@@ -73,14 +75,27 @@ class Bulyan:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
-        d2 = _ops.pairwise(x).d2
-        sel = self.select(d2)
-        beta = len(sel) - 2 * f
+        sel = self.select(_ops.pairwise(x).d2)
         rows = np.asarray(sel)
-
-        def block(xc: _ops.Array) -> _ops.Array:
-            s = _ops.sort0(_ops.take_rows(xc, rows))
-            return _ops.mean_around(s, _ops.median_sorted(s), beta)
-
         self.last_weights = _ops.one_hot(n, sel, x)
-        return _ops.columnwise(block, x).to(x.dtype)
+        return _ops.columnwise(lambda xc: self._coordinates(_ops.take_rows(xc, rows)),
+                               x).to(x.dtype)
+
+    def _coordinates(self, xc: _ops.Array) -> _ops.Array:
+        """The coordinate phase on the selected rows ``xc [theta, c]``."""
+        s = _ops.sort0(xc)
+        return _ops.mean_around(s, _ops.median_sorted(s), xc.shape[0] - 2 * self.f)
+
+    @_ops.single_blas
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same iterated-Krum selection on each
+        candidate's distances from the family's small Gram matrix; the coordinate
+        phase on the selected rows of all candidates in one call."""
+        n, f = fam.n, self.f
+        _ops.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
+        sel = np.stack([self.select(pw.d2) for pw in fam.pairwise()])  # [k, theta]
+        kk = np.arange(fam.k)[:, None]
+        r = fam.coef.shape[2]
+        xs = fam.rows(fam.coef[kk, sel].reshape(-1, r), fam.touch[kk, sel].reshape(-1, r))
+        return _ops.columnwise_batch(self._coordinates, xs.reshape(*sel.shape, -1)).to(
+            fam.dtype)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -78,16 +80,35 @@ class GeoMed:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]
         _ops.check_rows("geomed", n, n >= 1, "n >= 1")
-        _, g, bad, _ = _ops.pairwise(x)
-        good = ~bad
-        if not good.any():
+        pw = _ops.pairwise(x)
+        if pw.bad.all():
             self.last_weights = None
             return x.mean(dim=0)
+        c = self._weights(pw, lambda: _ops.sqdist_to(x)[0])
+        self.last_weights = torch.as_tensor(c, dtype=x.dtype).to(x.device)
+        return _ops.combine(x, c, pw.bad)
+
+    @_ops.single_blas
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same Weiszfeld iteration on each
+        candidate's ``n x n`` Gram matrix from the family's basis."""
+        _ops.check_rows("geomed", fam.n, fam.n >= 1, "n >= 1")
+        pws = fam.pairwise()
+        if any(pw.bad.all() for pw in pws):
+            return fam.materialize().mean(dim=1)  # all rows non-finite: nan, as the call
+        sq = fam.sq_norms() if self.init == "zero" else None
+        w = np.stack([self._weights(pw, lambda i=i: sq[i]) for i, pw in enumerate(pws)])
+        return fam.combine(w)
+
+    def _weights(self, pw: _ops.Pairwise, sq_norms) -> np.ndarray:
+        """The Weiszfeld coefficients ``c [n]`` (sum 1) from the centred Gram matrix;
+        ``sq_norms()``: squared row norms, read when starting at zero."""
+        g, bad = pw.gram, pw.bad
+        good = ~bad
         alpha = good / good.sum()
         c = alpha.copy()
         if self.init == "zero":
-            sq0, _ = _ops.sqdist_to(x)
-            dist = np.sqrt(np.where(good, sq0, 0.0))
+            dist = np.sqrt(np.where(good, sq_norms(), 0.0))
         else:
             dist = np.sqrt(_ops.sqdist_to_combo(g, c))
         nu = self.nu if self.absolute_nu else self.nu * _ops.median(dist[good])
@@ -111,5 +132,4 @@ class GeoMed:
                 break
         self.last_iterations = iters
         self.last_stats = {"geomed_iterations": float(iters)}
-        self.last_weights = torch.as_tensor(c, dtype=x.dtype).to(x.device)
-        return _ops.combine(x, c, bad)
+        return c

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, line
 
 LINKAGES = ("average", "complete", "single", "ward")
 
@@ -94,12 +96,28 @@ class HCKrum:
     batch = _ops.batch_by_pairwise
 
     @_ops.single_blas
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same selection on each candidate's
+        distances from the family's small Gram matrix."""
+        kmin = 2 * self.fc + 3
+        _ops.check_rows("hc_krum", fam.n, fam.n >= kmin, f"n >= 2f_c + 3 = {kmin}")
+        return line.by_weights(fam, self._weights)
+
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n = x.shape[0]
         kmin = 2 * self.fc + 3
         _ops.check_rows("hc_krum", n, n >= kmin, f"n >= 2f_c + 3 = {kmin}")
-        d2, g, bad, _ = _ops.pairwise(x)
+        pw = _ops.pairwise(x)
+        w = self._weights(pw)
+        self.last_weights = _ops.one_hot(n, np.flatnonzero(w > 0), x)
+        return _ops.combine(x, w, pw.bad)
+
+    def _weights(self, pw: _ops.Pairwise) -> np.ndarray:
+        """The selected cluster's membership weights ``[n]`` (sets ``last_labels``)."""
+        d2, g, bad = pw.d2, pw.gram, pw.bad
+        n = d2.shape[0]
         good = np.flatnonzero(~bad)
         fc = max(0, self.fc - int(bad.sum()))
         lab = self.clusters(d2[np.ix_(good, good)], 2 * fc + 3)
@@ -117,6 +135,4 @@ class HCKrum:
         full = np.full(n, -1)
         full[good] = lab
         self.last_labels = full
-        w = memb[a] if k else np.zeros(n)
-        self.last_weights = _ops.one_hot(n, np.flatnonzero(w > 0), x)
-        return _ops.combine(x, w, bad)
+        return memb[a] if k else np.zeros(n)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, line
 
 
 class Krum:
@@ -45,11 +47,24 @@ class Krum:
     batch = _ops.batch_by_pairwise
 
     @_ops.single_blas
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same selection on each candidate's
+        distances from the family's small Gram matrix."""
+        _ops.check_rows("krum", fam.n, fam.n >= 2 * self.f + 3, f"n >= 2f + 3 (f={self.f})")
+        return line.by_weights(fam, self._weights)
+
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("krum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
-        d2 = _ops.pairwise(x).d2
-        i = int(np.argmin(_ops.krum_scores(d2, n - f - self.k_offset)))
+        i = int(np.argmax(self._weights(_ops.pairwise(x))))
         self.last_weights = _ops.one_hot(n, [i], x)
         return x[i].clone()
+
+    def _weights(self, pw: _ops.Pairwise) -> np.ndarray:
+        """One-hot ``[n]`` on the row with the smallest score."""
+        n = pw.d2.shape[0]
+        w = np.zeros(n)
+        w[int(np.argmin(_ops.krum_scores(pw.d2, n - self.f - self.k_offset)))] = 1.0
+        return w

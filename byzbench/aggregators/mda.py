@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, line
 
 
 class MDA:
@@ -106,16 +108,27 @@ class MDA:
     batch = _ops.batch_by_pairwise
 
     @_ops.single_blas
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same selection on each candidate's
+        distances from the family's small Gram matrix."""
+        _ops.check_rows("mda", fam.n, 2 * self.f < fam.n, f"2f < n (f={self.f})")
+        return line.by_weights(fam, self._weights)
+
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("mda", n, 2 * f < n, f"2f < n (f={f})")
-        d2, _, bad, _ = _ops.pairwise(x)
+        pw = _ops.pairwise(x)
+        w = self._weights(pw)
+        self.last_weights = _ops.one_hot(n, np.flatnonzero(w), x)
+        return _ops.combine(x, w, pw.bad)
+
+    def _weights(self, pw: _ops.Pairwise) -> np.ndarray:
+        """``1/(n - f)`` on a minimum-diameter subset."""
         # Squared distances order subsets like distances; a huge finite stand-in for inf
         # keeps the distance sums used for branch ordering finite.
-        keep = self.subset(np.where(np.isinf(d2), 1e300, d2))
-        idx = np.flatnonzero(keep)
-        w = np.zeros(n)
+        idx = np.flatnonzero(self.subset(np.where(np.isinf(pw.d2), 1e300, pw.d2)))
+        w = np.zeros(pw.d2.shape[0])
         w[idx] = 1.0 / len(idx)
-        self.last_weights = _ops.one_hot(n, idx, x)
-        return _ops.combine(x, w, bad)
+        return w

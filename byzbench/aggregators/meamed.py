@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, line
 
 
 class MeaMed:
@@ -46,6 +48,12 @@ class MeaMed:
             return _ops.mean_around(s, _ops.median_sorted(s), n - f)
 
         return block
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same window mean on the merged sorted
+        columns, read from order statistics (no sort; bit-identical)."""
+        self._block(fam.n)
+        return line.window_mean(fam, self.f, _ops.median_sorted, self.batch)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, line
 
 
 class MultiKrum:
@@ -47,16 +49,29 @@ class MultiKrum:
     batch = _ops.batch_by_pairwise
 
     @_ops.single_blas
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same selection on each candidate's
+        distances from the family's small Gram matrix."""
+        _ops.check_rows("multikrum", fam.n, fam.n >= 2 * self.f + 3, f"n >= 2f + 3 (f={self.f})")
+        return line.by_weights(fam, self._weights)
+
+    @_ops.single_blas
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         _ops.check_rows("multikrum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
+        pw = _ops.pairwise(x)
+        w = self._weights(pw)
+        self.last_weights = _ops.one_hot(n, np.flatnonzero(w), x)
+        return _ops.combine(x, w, pw.bad)
+
+    def _weights(self, pw: _ops.Pairwise) -> np.ndarray:
+        """``1/m`` on the m rows with the smallest scores."""
+        n, f, bad = pw.d2.shape[0], self.f, pw.bad
         m = min(n - f if self.m is None else self.m, n)
-        d2, _, bad, _ = _ops.pairwise(x)
-        scores = _ops.krum_scores(d2, n - f - self.k_offset)
+        scores = _ops.krum_scores(pw.d2, n - f - self.k_offset)
         scores[bad] = np.inf
         idx = _ops.stable_smallest(scores, min(m, int((~bad).sum()) or m))
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        self.last_weights = _ops.one_hot(n, idx, x)
-        return _ops.combine(x, w, bad)
+        return w

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from byzbench import require
-from byzbench.aggregators import _ops
+from byzbench.aggregators import _ops, line
 
 
 class Phocas:
@@ -47,6 +49,13 @@ class Phocas:
             return _ops.mean_around(s, s[f: n - f].mean(0), n - f)
 
         return block
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same window mean on the merged sorted
+        columns, read from order statistics (no sort; bit-identical)."""
+        n, f = fam.n, self.f
+        self._block(n)
+        return line.window_mean(fam, f, lambda s: s[f: n - f].mean(0), self.batch)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one

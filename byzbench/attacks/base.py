@@ -123,6 +123,20 @@ class RoundContext:
         xp = xs if order is None else xs.index_select(1, order)
         return p.query_batch(xp, None if self.server_randomness else int(self.query_seed))
 
+    def query_line(self, honest: Tensor, base: Tensor, direction: Tensor, scales: Tensor,
+                   signs: Tensor | None = None) -> Tensor:
+        """``[k, d]``: ``query`` of ``cat(honest, f rows base + scales[i] signs_j
+        direction)`` for every scale (``signs [f]``, default all 1): a line of
+        candidates in one pipeline call, the honest rows' work done once
+        (``Pipeline.query_line``)."""
+        p = self.pipeline
+        if p is None:
+            raise RuntimeError("this attack needs the aggregation pipeline, none in context")
+        order = self.query_order(honest.device) if honest.shape[0] + self.f == self.n else None
+        return p.query_line(honest, base, direction, scales, order,
+                            None if self.server_randomness else int(self.query_seed),
+                            f=self.f, signs=signs)
+
 
 @runtime_checkable
 class Attack(Protocol):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,6 +51,17 @@ class Bucketing:
             generator = torch.Generator().manual_seed(0)
         self.generator = generator
         self.last_mixing: Tensor | None = None
+
+    def line(self, fam: Any) -> Any:
+        """Line path (``aggregators.line``): the same permutation (one draw, as
+        ``batch``), bucket means as a mixing of the family."""
+        n, s = fam.n, self.s
+        gen = self.generator
+        perm = torch.randperm(n, generator=gen, device=gen.device).cpu().numpy()
+        bucket = np.arange(n) // s
+        mix = np.zeros((-(-n // s), n))
+        mix[bucket, perm] = 1.0 / np.minimum(s, n - bucket * s)
+        return fam.mix(mix)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, ceil(n/s), d]``: one permutation for all k (what k

@@ -1,0 +1,469 @@
+"""Line queries: a pipeline evaluated at k candidate inputs that share their honest rows.
+
+Every adaptive and tuned attack searches along a line: its candidates are
+``V(lambda) = honest rows + f Byzantine rows b_j(lambda) = base + lambda s_j dir``
+(``s_j = +-1``, all +1 unless the attack splits its rows), in the pipeline's row order.
+The honest rows are the same for every candidate, so the ``d``-sized work is done once:
+
+* an :class:`AffineBasis` of ``[honest; base; dir]`` (``[r, d]``, ``r = h + 2``) and its
+  float64 Gram matrix, centred on the honest medoid ``c`` chosen by the distance
+  primitive's probe (``_ops._probe``): the Gram of ``[c; x_j - c (positions);
+  dir]``, so distances between rows read only the centred part (error relative to the
+  rows' spread, as ``_ops.pairwise``);
+* a :class:`Family`: per candidate ``i`` and row ``a``, coefficients ``coef[i, a]`` over
+  the basis. A candidate's distance matrix is ``E G E^T`` (``n x n`` from ``n x r``
+  coefficients: O(n^2 r) instead of O(n^2 d)); linear pre-aggregators (NNM, bucketing)
+  and row scalings (clipping, ARC) map a family to a family;
+* coordinate-wise rules, while the rows are "fixed rows + f identical variable rows",
+  sort the fixed rows once per round and read every order statistic of a candidate as
+  ``clamp(b, S[m - f], S[m])`` (:func:`order_stat`): O(d) per candidate and statistic,
+  no sort, bit-identical to sorting the materialized column.
+
+A stage takes part by a method ``line(fam: Family) -> Family`` (pre-aggregators) or
+``-> Tensor [k, d]`` (rules); :func:`line_of` is the one place that detects it (until
+the stage base class declares it). A pipeline with a stage lacking it is evaluated by
+materializing the candidates (:meth:`Family.materialize`) through ``query_batch``.
+
+Exactness (tests/unit/aggregators/test_line.py): selections (Krum's row, Multi-Krum's
+set, Bulyan's set, MDA's subset, NNM's neighbours, clustering) equal the materialized
+ones on the same candidates; coordinate-wise rules on fixed + identical rows are
+bit-identical; other values differ by float rounding only (the output is the
+coefficient combination ``A @ basis`` rather than a sum over materialized rows);
+Weiszfeld (geomed) iterates on a Gram matrix that differs by rounding, so its stopping
+iteration can differ: values agree to its tolerance ``tol`` relative to the spread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from byzbench.aggregators import _ops
+
+INF = math.inf
+
+
+def line_of(stage: Any) -> Callable[[Family], Any] | None:
+    """The stage's line path ``stage.line`` or None (the one place that asks; the
+    stage base class will declare it with a default)."""
+    fn = getattr(stage, "line", None)
+    return fn if callable(fn) else None
+
+
+# ----------------------------------------------------------------------------- basis
+
+
+@dataclass
+class AffineBasis:
+    """Basis rows ``raw [r, d]`` (input dtype) and their centred float64 Gram matrix.
+
+    ``pos[j]``: row j is a position (moves under translation: honest rows, base, extra
+    centres) rather than a direction. Extended coefficients of a combination ``a`` are
+    ``[sum_j pos_j a_j, a]`` over ``[c; raw_j - pos_j c]``; ``gram`` is their
+    ``[r + 1, r + 1]`` Gram matrix (bad rows and columns zeroed). ``cache``: per-round
+    memo of stages (sorted fixed rows, ...), valid while the basis is."""
+
+    raw: Tensor
+    pos: np.ndarray
+    gram: np.ndarray
+    bad: np.ndarray
+    nan: np.ndarray
+    center: Tensor
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def r(self) -> int:
+        return self.raw.shape[0]
+
+    @staticmethod
+    def build(rows: Tensor, pos: np.ndarray, ref: int | None = None) -> AffineBasis:
+        """The basis of ``rows [r, d]``, centred on row ``ref`` (default: the probe's
+        medoid of the position rows; no centre when there are fewer than two)."""
+        pos = np.asarray(pos, dtype=bool)
+        if ref is None:
+            prow = np.flatnonzero(pos)
+            ref = -1
+            if len(prow) >= 2:
+                _, j = _ops._probe(rows[torch.as_tensor(prow)])
+                ref = int(prow[j]) if j >= 0 else -1
+        c = rows[ref] if ref >= 0 else rows.new_zeros(rows.shape[1])
+        return AffineBasis._with_center(rows, pos, c)
+
+    @staticmethod
+    def _with_center(rows: Tensor, pos: np.ndarray, c: Tensor) -> AffineBasis:
+        # Centre in the input dtype (as the distance primitive does), accumulate the
+        # Gram matrix in float64.
+        with np.errstate(invalid="ignore", over="ignore"):
+            cent = rows - torch.as_tensor(pos, dtype=rows.dtype).unsqueeze(1) * c
+            z = torch.cat([c.unsqueeze(0), cent]).to(torch.float64)
+            g = _ops.to_np(z @ z.T)
+        g = 0.5 * (g + g.T)
+        diag = np.diagonal(g)
+        bad = ~np.isfinite(diag)
+        bad[0] = False
+        big = torch.finfo(rows.dtype).max
+        bad |= diag > big
+        rbad = bad[1:] | ~_ops.to_np(torch.isfinite(rows).all(dim=1)).astype(bool)
+        if not np.isfinite(g[0, 0]):
+            g[0, :] = 0.0
+            g[:, 0] = 0.0
+        g[bad, :] = 0.0
+        g[:, bad] = 0.0
+        g[1:][rbad, :] = 0.0
+        g[:, 1:][:, rbad] = 0.0
+        nan = _ops.to_np(torch.isnan(rows).any(dim=1)).astype(bool)
+        return AffineBasis(rows, pos, g, rbad, nan, c)
+
+    def extend(self, v: Tensor) -> tuple[AffineBasis, int]:
+        """This basis plus the position row ``v`` (same centre); its index. Memoized."""
+        key = ("extend", id(v), v._version)
+        hit = self.cache.get(key)
+        if hit is None:
+            rows = torch.cat([self.raw, v.to(self.raw).unsqueeze(0)])
+            ext = AffineBasis._with_center(rows, np.append(self.pos, True), self.center)
+            ext.cache = {}
+            hit = self.cache[key] = (ext, self.r)
+        return hit
+
+    def ext(self, coef: np.ndarray) -> np.ndarray:
+        """Extended coefficients ``[..., r + 1]`` (centre first) of ``coef [..., r]``."""
+        return np.concatenate([(coef * self.pos).sum(axis=-1, keepdims=True), coef], axis=-1)
+
+
+def _coef_rows(raw: np.ndarray, coef: np.ndarray, touch: np.ndarray) -> np.ndarray:
+    """``sum_j coef[:, j] raw[j]`` for ``coef [m, r]`` over the touched columns, one
+    column at a time in order (element-wise: the same bits whatever m)."""
+    m = coef.shape[0]
+    out = np.zeros((m, raw.shape[1]), dtype=raw.dtype)
+    cols = np.flatnonzero(touch.any(axis=0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j in cols:
+            rows = np.flatnonzero(touch[:, j])
+            c = coef[rows, j].astype(raw.dtype)[:, None]
+            if len(rows) == m:
+                out += c * raw[j]
+            else:
+                out[rows] += c * raw[j]
+    return out
+
+
+# ---------------------------------------------------------------------------- family
+
+
+@dataclass
+class Family:
+    """k candidate inputs of a stage, each ``n`` rows, as coefficients over a basis.
+
+    ``coef [k, n, r]`` float64; ``touch [k, n, r]``: the basis rows a row depends on
+    (a zero coefficient on a non-finite basis row still spoils it, as ``0 * nan``
+    would); ``var [n]``: rows that depend on the candidate's scale (the others are the
+    same in every candidate); ``bad [k, n]``: rows with a non-finite entry."""
+
+    basis: AffineBasis
+    coef: np.ndarray
+    touch: np.ndarray
+    var: np.ndarray
+    bad: np.ndarray
+
+    @property
+    def k(self) -> int:
+        return self.coef.shape[0]
+
+    @property
+    def n(self) -> int:
+        return self.coef.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.basis.raw.dtype
+
+    def _raw_np(self) -> np.ndarray:
+        raw = self.basis.raw
+        return raw.detach().cpu().numpy() if raw.dtype in (torch.float32, torch.float64) \
+            else raw.detach().cpu().double().numpy()
+
+    def rows(self, coef: np.ndarray, touch: np.ndarray) -> Tensor:
+        """The vectors ``[m, d]`` of coefficient rows ``coef [m, r]`` (exact per-column
+        arithmetic; the same bits for the same coefficients)."""
+        out = _coef_rows(self._raw_np(), coef, touch)
+        return torch.from_numpy(out).to(device=self.basis.raw.device, dtype=self.dtype)
+
+    def materialize(self) -> Tensor:
+        """The candidates as ``[k, n, d]`` (the fallback path and the tests' reference)."""
+        k, n, r = self.coef.shape
+        return self.rows(self.coef.reshape(k * n, r), self.touch.reshape(k * n, r)).reshape(
+            k, n, -1)
+
+    def clean(self) -> np.ndarray:
+        """``coef`` with the bad rows' coefficients zeroed (they may be nan)."""
+        return np.where(self.bad[..., None], 0.0, self.coef)
+
+    def with_coef(self, coef: np.ndarray, touch: np.ndarray, bad: np.ndarray,
+                  var: np.ndarray) -> Family:
+        return replace(self, coef=coef, touch=touch, bad=bad, var=var)
+
+    # -- distances
+
+    def centred_gram(self) -> np.ndarray:
+        """``[k, n, n]``: Gram matrices of the rows minus the centre (bad rows zeroed)."""
+        e = self.basis.ext(self.coef)
+        e[..., 0] -= 1.0
+        gb = self.basis.gram
+        g = np.einsum("kar,rs,kbs->kab", e, gb, e, optimize=True)
+        g = 0.5 * (g + g.transpose(0, 2, 1))
+        bad = self.row_bad(g)
+        if bad.any():
+            g = np.where(bad[:, :, None] | bad[:, None, :], 0.0, g)
+        return g
+
+    def row_bad(self, g: np.ndarray | None = None) -> np.ndarray:
+        """``bad`` plus rows whose squared norm around the centre overflows the input
+        dtype (the materialized Gram would be non-finite there)."""
+        if g is None:
+            return self.bad
+        diag = np.diagonal(g, axis1=1, axis2=2)
+        return self.bad | ~(diag <= torch.finfo(self.dtype).max)
+
+    def pairwise(self) -> list[_ops.Pairwise]:
+        """``_ops.pairwise`` of every candidate (``gram`` centred on ``c``, ``ref``
+        -1: read only translation-invariant quantities, as from the primitive)."""
+        g = self.centred_gram()
+        bad = self.row_bad(g)
+        return [_ops.Pairwise(_ops.sqdist_from_gram(g[i], bad[i]), g[i], bad[i], -1)
+                for i in range(self.k)]
+
+    def sq_norms(self) -> np.ndarray:
+        """``||row||^2 [k, n]``; bad rows: nan when they have a nan entry, else inf
+        (what a norm of the materialized row gives)."""
+        e = self.basis.ext(self.clean())
+        sq = np.einsum("kar,rs,kas->ka", e, self.basis.gram, e, optimize=True)
+        nan = (self.touch & self.basis.nan).any(axis=2) | np.isnan(self.coef).any(axis=2)
+        return np.where(self.bad, np.where(nan, np.nan, INF), np.maximum(sq, 0.0))
+
+    def sqdist_to(self, w: np.ndarray) -> np.ndarray:
+        """``||row_a - v_i||^2 [k, n]`` to the combination ``v_i = w[i] @ basis``
+        (``w [k, r]`` with position sum 1, like the rows)."""
+        e = self.basis.ext(self.coef) - self.basis.ext(w)[:, None, :]
+        sq = np.einsum("kar,rs,kas->ka", e, self.basis.gram, e, optimize=True)
+        return np.where(self.bad, INF, np.maximum(sq, 0.0))
+
+    # -- outputs
+
+    def mix(self, m: np.ndarray, var: np.ndarray | None = None) -> Family:
+        """The family of ``m @ rows`` (``m [k, n_out, n]`` or ``[n_out, n]``); bad and
+        var rows propagate to every output row with a non-zero weight on them (pass
+        ``var`` when the stage knows better)."""
+        m = np.broadcast_to(m, (self.k, *m.shape[-2:])) if m.ndim == 2 else m
+        nz = m != 0
+        coef = m @ self.clean()
+        for i, a, b in zip(*np.nonzero(nz & self.bad[:, None, :])):  # bad inputs used
+            coef[i, a] += m[i, a, b] * self.coef[i, b]
+        touch = (nz.astype(np.float64) @ self.touch) > 0
+        bad = (nz & self.bad[:, None, :]).any(axis=2)
+        if var is None:
+            var = (nz & self.var[None, None, :]).any(axis=(0, 2))
+        return self.with_coef(coef, touch, bad, var | _differs(coef))
+
+    def scale_rows(self, s: np.ndarray) -> Family:
+        """Rows scaled by ``s [k, n]`` (clipping; a nan scale makes the row all nan, a
+        zero scale keeps the nan entries, as multiplying the materialized row)."""
+        coef = self.coef * s[..., None]
+        return self.with_coef(coef, self.touch, self.bad, self.var | _differs(coef))
+
+    def combine(self, w: np.ndarray) -> Tensor:
+        """``[k, d]``: ``sum_a w[i, a] row_a`` of each candidate, without touching bad
+        rows when their weight is 0 (as ``_ops.combine``)."""
+        used = (w != 0)[:, :, None]
+        a = np.einsum("ka,kar->kr", w, np.where(used, self.coef, 0.0))
+        return self.vectors(a, (used & self.touch).any(axis=1))
+
+    def vectors(self, a: np.ndarray, touch: np.ndarray) -> Tensor:
+        """``a [k, r] @ basis`` over the touched columns (one product over the good
+        basis rows, the bad ones added where touched)."""
+        raw = self.basis.raw
+        good = ~self.basis.bad
+        cols = np.flatnonzero(good & touch.any(axis=0))
+        out = torch.as_tensor(a[:, cols], dtype=raw.dtype).to(raw.device) @ raw[
+            torch.as_tensor(cols, device=raw.device)]
+        badc = np.flatnonzero(self.basis.bad & touch.any(axis=0))
+        for j in badc:
+            rows = torch.as_tensor(np.flatnonzero(touch[:, j]), device=raw.device)
+            cj = torch.as_tensor(a[touch[:, j], j], dtype=raw.dtype).to(raw.device)
+            out[rows] = out[rows] + cj[:, None] * raw[j]
+        return out
+
+    # -- coordinate-wise structure
+
+    def split(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(fixed rows, var rows)`` indices when the var rows are identical within
+        each candidate (f copies of one vector b_i), else None."""
+        vi = np.flatnonzero(self.var)
+        fi = np.flatnonzero(~self.var)
+        if len(vi) == 0:
+            return fi, vi
+        c = self.coef[:, vi]
+        t = self.touch[:, vi]
+        if not (np.all(c == c[:, :1]) and np.all(t == t[:, :1])):
+            return None
+        return fi, vi
+
+    def sorted_fixed(self, fi: np.ndarray) -> np.ndarray:
+        """The fixed rows (materialized once per round), sorted along the row axis
+        (nan last), as numpy ``[len(fi), d]``; memoized on the basis."""
+        coef, touch = self.coef[0, fi], self.touch[0, fi]
+        key = ("sorted", coef.tobytes(), touch.tobytes())
+        hit = self.basis.cache.get(key)
+        if hit is None:
+            hit = self.basis.cache[key] = np.sort(
+                _coef_rows(self._raw_np(), coef, touch), axis=0)
+        return hit
+
+
+def _differs(coef: np.ndarray) -> np.ndarray:
+    """``[n]``: rows whose coefficients are not the same in every candidate."""
+    return ~np.all(coef == coef[:1], axis=(0, 2))
+
+
+def order_stat(s: np.ndarray, b: np.ndarray, f: int, m: int) -> np.ndarray:
+    """Order statistic ``m`` (from 0, nan last) of each column of ``s`` (sorted fixed
+    values ``[h, d]``) merged with ``f`` copies of ``b [k, d]``: ``[k, d]``.
+
+    The merged column is ``s[:p], b x f, s[p:]`` with p the fixed values below b, so
+    statistic m is ``s[m]`` if ``m < p``, ``b`` if ``p <= m < p + f``, else ``s[m - f]``:
+    exactly ``min(max(b, s[m - f]), s[m])`` (``s[-1] = -inf``, ``s[h] =`` nan, the
+    largest; ``fmin`` lets b below a nan pass). A nan b is the largest: ``s[m]``."""
+    h = s.shape[0]
+    lo = s[m - f] if m - f >= 0 else np.full(s.shape[1], -INF, dtype=s.dtype)
+    hi = s[m] if m < h else np.full(s.shape[1], np.nan, dtype=s.dtype)
+    if f == 0:
+        return np.broadcast_to(hi, b.shape).copy()
+    with np.errstate(invalid="ignore"):
+        out = np.fmin(np.maximum(b, lo), hi)
+    nanb = np.isnan(b)
+    if nanb.any():
+        out = np.where(nanb, hi, out)
+    return out
+
+
+def coordinatewise(fam: Family, reduce: Callable[[Callable[[int], np.ndarray], int], np.ndarray],
+                   fallback: Callable[[Tensor], Tensor]) -> Tensor:
+    """A coordinate-wise rule's line path: ``reduce(stat, n) -> [k, d]`` reads order
+    statistics ``stat(m)`` of the merged columns (:func:`order_stat`) when the family
+    is fixed rows + identical var rows; else ``fallback(materialized [k, n, d])``."""
+    sp = fam.split()
+    raw = fam.basis.raw
+    if sp is None or raw.device.type != "cpu" or raw.dtype not in (torch.float32,
+                                                                    torch.float64):
+        return fallback(fam.materialize())
+    fi, vi = sp
+    s = fam.sorted_fixed(fi)
+    f = len(vi)
+    if f:
+        b = _coef_rows(fam._raw_np(), fam.coef[:, vi[0]], fam.touch[:, vi[0]])
+    else:
+        b = np.zeros((fam.k, s.shape[1]), dtype=s.dtype)
+    memo: dict[int, np.ndarray] = {}
+
+    def stat(m: int) -> np.ndarray:
+        if m not in memo:
+            memo[m] = order_stat(s, b, f, m)
+        return memo[m]
+
+    return torch.from_numpy(np.ascontiguousarray(reduce(stat, fam.n)))
+
+
+def window_mean(fam: Family, f: int, center: Callable[[np.ndarray], np.ndarray],
+                fallback: Callable[[Tensor], Tensor]) -> Tensor:
+    """Line path of the rules that average the ``n - f`` values of each column closest
+    to ``center(sorted column)`` (meamed, phocas): the merged sorted columns from
+    order statistics, then ``_ops.mean_around`` as on a sort (bit-identical)."""
+
+    def reduce(stat: Callable[[int], np.ndarray], n: int) -> np.ndarray:
+        s = np.stack([stat(m) for m in range(n)])
+        k, d = s.shape[1:]
+        s = s.reshape(n, k * d)
+        return _ops.mean_around(s, center(s), n - f).reshape(k, d)
+
+    return coordinatewise(fam, reduce, fallback)
+
+
+def by_weights(fam: Family, weights: Callable[[_ops.Pairwise], np.ndarray]) -> Tensor:
+    """A distance rule's line path: ``weights(pairwise of a candidate) -> w [n]`` (the
+    rule's own ``n x n`` logic), then ``sum_a w_a row_a`` per candidate."""
+    w = np.stack([weights(pw) for pw in fam.pairwise()])
+    return fam.combine(w)
+
+
+# ------------------------------------------------------------------------ the query
+
+
+def start(honest: Tensor, base: Tensor, direction: Tensor, scales: Tensor | list[float],
+          f: int, order: Tensor | None = None, signs: Tensor | None = None) -> Family:
+    """The family of candidates ``cat(honest, b(lambda_i) x f)[order]`` with
+    ``b_j(lambda) = base + lambda signs_j direction`` (``signs [f]``, default all 1;
+    ``order [h + f]`` the pipeline's row order, None = honest first)."""
+    h = honest.shape[0]
+    lam = np.asarray(torch.as_tensor(scales, dtype=torch.float64).cpu(), dtype=np.float64)
+    k = len(lam)
+    sg = np.ones(f) if signs is None else np.asarray(torch.as_tensor(signs).cpu(),
+                                                      dtype=np.float64).reshape(f)
+    n = h + f
+    basis = _basis(honest, base, direction)
+    r = h + 2
+    coef = np.zeros((k, n, r))
+    coef[:, np.arange(h), np.arange(h)] = 1.0
+    coef[:, h:, h] = 1.0
+    coef[:, h:, h + 1] = lam[:, None] * sg[None, :]
+    touch = np.zeros((k, n, r), dtype=bool)
+    touch[:, np.arange(h), np.arange(h)] = True
+    touch[:, h:, h:] = True
+    var = np.zeros(n, dtype=bool)
+    var[h:] = True
+    rbad = basis.bad
+    bad = np.broadcast_to((touch & rbad).any(axis=2), (k, n)).copy()
+    if order is not None:
+        o = np.asarray(order.cpu(), dtype=np.int64)
+        coef, touch, bad, var = coef[:, o], touch[:, o], bad[:, o], var[o]
+    return Family(basis, coef, touch, var, bad)
+
+
+_BASES: dict[tuple, AffineBasis] = {}
+
+
+def _basis(honest: Tensor, base: Tensor, direction: Tensor) -> AffineBasis:
+    """The basis of ``[honest; base; direction]``, kept while the same tensors (same
+    versions) are queried: the line maximizer queries one line several times a round."""
+    key = tuple((id(t), t._version, t.data_ptr(), tuple(t.shape)) for t in
+                (honest, base, direction))
+    hit = _BASES.get(key)
+    if hit is None:
+        rows = torch.cat([honest, base.reshape(1, -1).to(honest),
+                          direction.reshape(1, -1).to(honest)])
+        pos = np.r_[np.ones(honest.shape[0] + 1, dtype=bool), False]
+        _BASES.clear()  # one line at a time
+        hit = _BASES[key] = AffineBasis.build(rows, pos)
+        hit.cache["_keep"] = (honest, base, direction)  # ids stay valid while cached
+    return hit
+
+
+def query(pipeline: Any, honest: Tensor, base: Tensor, direction: Tensor,
+          scales: Tensor | list[float], f: int, order: Tensor | None, seed: int | None,
+          signs: Tensor | None = None) -> Tensor:
+    """``[k, d]``: the pipeline's aggregate of every candidate (see :func:`start`),
+    without side effects, by the stages' line paths when all have one, else by
+    ``pipeline.query_batch`` on the materialized candidates."""
+    fam = start(honest, base, direction, scales, f, order, signs)
+    paths = [line_of(s) for s in pipeline.stages]
+    if any(p is None for p in paths):
+        return pipeline.query_batch(fam.materialize(), seed)
+    with pipeline.frozen(seed):
+        out: Any = fam
+        for p in paths:
+            out = p(out)
+    return out.to(device=honest.device, dtype=honest.dtype)
