@@ -86,7 +86,6 @@ class Bulyan:
         s = _ops.sort0(xc)
         return _ops.mean_around(s, _ops.median_sorted(s), xc.shape[0] - 2 * self.f)
 
-    @_ops.single_blas
     def line(self, fam: Any) -> Tensor:
         """Line path (``aggregators.line``): the same iterated-Krum selection on each
         candidate's distances from the family's small Gram matrix; the coordinate

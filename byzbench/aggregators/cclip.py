@@ -61,7 +61,6 @@ class CClip:
         self.last_weights: Tensor | None = None
         self.last_stats: dict[str, float] = {}
 
-    @_ops.single_blas
     def line(self, fam: Any) -> Tensor:
         """Line path (``aggregators.line``): the centre joins the family's basis, and
         every iterate is a combination of basis rows: distances to it are quadratic

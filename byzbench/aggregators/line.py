@@ -81,35 +81,52 @@ class AffineBasis:
     def r(self) -> int:
         return self.raw.shape[0]
 
+    def raw_np(self) -> np.ndarray:
+        """``raw`` as numpy on the CPU (memoized)."""
+        hit = self.cache.get("raw_np")
+        if hit is None:
+            raw = self.raw.detach().cpu()
+            if raw.dtype not in (torch.float32, torch.float64):
+                raw = raw.double()
+            hit = self.cache["raw_np"] = raw.numpy()
+        return hit
+
     @staticmethod
-    def build(rows: Tensor, pos: np.ndarray, ref: int | None = None) -> AffineBasis:
-        """The basis of ``rows [r, d]``, centred on row ``ref`` (default: the probe's
-        medoid of the position rows; no centre when there are fewer than two)."""
+    def build(rows: Tensor, pos: np.ndarray, central: np.ndarray | None = None) -> AffineBasis:
+        """The basis of ``rows [r, d]``, centred on the finite row among ``central``
+        (default: the position rows) closest to their mean: a central row, so every
+        distance among them is computed relative to their spread (as the distance
+        primitive's centring on a medoid); no centre when none is finite."""
         pos = np.asarray(pos, dtype=bool)
-        if ref is None:
-            prow = np.flatnonzero(pos)
-            ref = -1
-            if len(prow) >= 2:
-                _, j = _ops._probe(rows[torch.as_tensor(prow)])
-                ref = int(prow[j]) if j >= 0 else -1
-        c = rows[ref] if ref >= 0 else rows.new_zeros(rows.shape[1])
-        return AffineBasis._with_center(rows, pos, c)
+        cand = np.flatnonzero(pos if central is None else central)
+        x = _ops.to_np(rows) if rows.device.type != "cpu" else rows.detach().numpy()
+        with np.errstate(invalid="ignore", over="ignore"):
+            sub = x[cand]
+            fin = np.isfinite(sub).all(axis=1)
+            c = np.zeros(x.shape[1], dtype=x.dtype)
+            if fin.any():
+                good = sub[fin]
+                dist = ((good - good.mean(axis=0)) ** 2).sum(axis=1)
+                c = good[int(np.nanargmin(np.where(np.isfinite(dist), dist, np.inf)))]
+        return AffineBasis._with_center(rows, pos, torch.from_numpy(c.copy()).to(rows.device))
 
     @staticmethod
     def _with_center(rows: Tensor, pos: np.ndarray, c: Tensor) -> AffineBasis:
         # Centre in the input dtype (as the distance primitive does), accumulate the
         # Gram matrix in float64.
+        x = rows.detach().cpu().numpy()
+        cn = c.detach().cpu().numpy().astype(x.dtype)
         with np.errstate(invalid="ignore", over="ignore"):
-            cent = rows - torch.as_tensor(pos, dtype=rows.dtype).unsqueeze(1) * c
-            z = torch.cat([c.unsqueeze(0), cent]).to(torch.float64)
-            g = _ops.to_np(z @ z.T)
+            cent = np.where(pos[:, None], x - cn, x)
+            z = torch.from_numpy(np.concatenate([cn[None], cent]).astype(np.float64))
+            g = (z @ z.T).numpy()  # torch's product: its thread setting, not numpy's BLAS
         g = 0.5 * (g + g.T)
         diag = np.diagonal(g)
         bad = ~np.isfinite(diag)
         bad[0] = False
         big = torch.finfo(rows.dtype).max
         bad |= diag > big
-        rbad = bad[1:] | ~_ops.to_np(torch.isfinite(rows).all(dim=1)).astype(bool)
+        rbad = bad[1:] | ~np.isfinite(x).all(axis=1)
         if not np.isfinite(g[0, 0]):
             g[0, :] = 0.0
             g[:, 0] = 0.0
@@ -117,8 +134,7 @@ class AffineBasis:
         g[:, bad] = 0.0
         g[1:][rbad, :] = 0.0
         g[:, 1:][:, rbad] = 0.0
-        nan = _ops.to_np(torch.isnan(rows).any(dim=1)).astype(bool)
-        return AffineBasis(rows, pos, g, rbad, nan, c)
+        return AffineBasis(rows, pos, g, rbad, np.isnan(x).any(axis=1), c)
 
     def extend(self, v: Tensor) -> tuple[AffineBasis, int]:
         """This basis plus the position row ``v`` (same centre); its index. Memoized."""
@@ -184,9 +200,7 @@ class Family:
         return self.basis.raw.dtype
 
     def _raw_np(self) -> np.ndarray:
-        raw = self.basis.raw
-        return raw.detach().cpu().numpy() if raw.dtype in (torch.float32, torch.float64) \
-            else raw.detach().cpu().double().numpy()
+        return self.basis.raw_np()
 
     def rows(self, coef: np.ndarray, touch: np.ndarray) -> Tensor:
         """The vectors ``[m, d]`` of coefficient rows ``coef [m, r]`` (exact per-column
@@ -214,8 +228,8 @@ class Family:
         """``[k, n, n]``: Gram matrices of the rows minus the centre (bad rows zeroed)."""
         e = self.basis.ext(self.coef)
         e[..., 0] -= 1.0
-        gb = self.basis.gram
-        g = np.einsum("kar,rs,kbs->kab", e, gb, e, optimize=True)
+        with np.errstate(invalid="ignore", over="ignore"):
+            g = (e @ self.basis.gram) @ e.transpose(0, 2, 1)
         g = 0.5 * (g + g.transpose(0, 2, 1))
         bad = self.row_bad(g)
         if bad.any():
@@ -235,22 +249,27 @@ class Family:
         -1: read only translation-invariant quantities, as from the primitive)."""
         g = self.centred_gram()
         bad = self.row_bad(g)
-        return [_ops.Pairwise(_ops.sqdist_from_gram(g[i], bad[i]), g[i], bad[i], -1)
-                for i in range(self.k)]
+        sq = np.diagonal(g, axis1=1, axis2=2)
+        with np.errstate(invalid="ignore", over="ignore"):
+            d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * g
+        d2 = np.maximum(np.nan_to_num(d2, nan=INF, posinf=INF), 0.0)
+        d2[:, np.arange(self.n), np.arange(self.n)] = 0.0
+        if bad.any():  # as _ops.sqdist_from_gram
+            d2[bad[:, :, None] | bad[:, None, :]] = INF
+        return [_ops.Pairwise(d2[i], g[i], bad[i], -1) for i in range(self.k)]
 
     def sq_norms(self) -> np.ndarray:
         """``||row||^2 [k, n]``; bad rows: nan when they have a nan entry, else inf
         (what a norm of the materialized row gives)."""
-        e = self.basis.ext(self.clean())
-        sq = np.einsum("kar,rs,kas->ka", e, self.basis.gram, e, optimize=True)
+        sq = _quad(self.basis.ext(self.clean()), self.basis.gram)
         nan = (self.touch & self.basis.nan).any(axis=2) | np.isnan(self.coef).any(axis=2)
         return np.where(self.bad, np.where(nan, np.nan, INF), np.maximum(sq, 0.0))
 
     def sqdist_to(self, w: np.ndarray) -> np.ndarray:
         """``||row_a - v_i||^2 [k, n]`` to the combination ``v_i = w[i] @ basis``
         (``w [k, r]`` with position sum 1, like the rows)."""
-        e = self.basis.ext(self.coef) - self.basis.ext(w)[:, None, :]
-        sq = np.einsum("kar,rs,kas->ka", e, self.basis.gram, e, optimize=True)
+        e = self.basis.ext(self.clean()) - self.basis.ext(w)[:, None, :]
+        sq = _quad(e, self.basis.gram)
         return np.where(self.bad, INF, np.maximum(sq, 0.0))
 
     # -- outputs
@@ -286,17 +305,17 @@ class Family:
     def vectors(self, a: np.ndarray, touch: np.ndarray) -> Tensor:
         """``a [k, r] @ basis`` over the touched columns (one product over the good
         basis rows, the bad ones added where touched)."""
-        raw = self.basis.raw
-        good = ~self.basis.bad
-        cols = np.flatnonzero(good & touch.any(axis=0))
-        out = torch.as_tensor(a[:, cols], dtype=raw.dtype).to(raw.device) @ raw[
-            torch.as_tensor(cols, device=raw.device)]
-        badc = np.flatnonzero(self.basis.bad & touch.any(axis=0))
-        for j in badc:
-            rows = torch.as_tensor(np.flatnonzero(touch[:, j]), device=raw.device)
-            cj = torch.as_tensor(a[touch[:, j], j], dtype=raw.dtype).to(raw.device)
-            out[rows] = out[rows] + cj[:, None] * raw[j]
-        return out
+        raw = self._raw_np()
+        used = touch.any(axis=0)
+        cols = np.flatnonzero(~self.basis.bad & used)
+        with np.errstate(invalid="ignore", over="ignore"):
+            # torch's product: its thread setting, not numpy's BLAS (see _ops.single_blas)
+            out = (torch.from_numpy(a[:, cols].astype(raw.dtype))
+                   @ torch.from_numpy(raw[cols])).numpy()
+            for j in np.flatnonzero(self.basis.bad & used):
+                rows = np.flatnonzero(touch[:, j])
+                out[rows] += a[rows, j].astype(raw.dtype)[:, None] * raw[j]
+        return torch.from_numpy(out).to(device=self.basis.raw.device, dtype=self.dtype)
 
     # -- coordinate-wise structure
 
@@ -325,28 +344,35 @@ class Family:
         return hit
 
 
+def _quad(e: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``e_a^T g e_a`` of every row of ``e [k, n, r]``: ``[k, n]``."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ((e @ g) * e).sum(axis=-1)
+
+
 def _differs(coef: np.ndarray) -> np.ndarray:
     """``[n]``: rows whose coefficients are not the same in every candidate."""
     return ~np.all(coef == coef[:1], axis=(0, 2))
 
 
-def order_stat(s: np.ndarray, b: np.ndarray, f: int, m: int) -> np.ndarray:
+def order_stat(s: np.ndarray, b: np.ndarray, f: int, m: int,
+               nanb: np.ndarray | None = None) -> np.ndarray:
     """Order statistic ``m`` (from 0, nan last) of each column of ``s`` (sorted fixed
     values ``[h, d]``) merged with ``f`` copies of ``b [k, d]``: ``[k, d]``.
 
     The merged column is ``s[:p], b x f, s[p:]`` with p the fixed values below b, so
     statistic m is ``s[m]`` if ``m < p``, ``b`` if ``p <= m < p + f``, else ``s[m - f]``:
     exactly ``min(max(b, s[m - f]), s[m])`` (``s[-1] = -inf``, ``s[h] =`` nan, the
-    largest; ``fmin`` lets b below a nan pass). A nan b is the largest: ``s[m]``."""
+    largest; ``fmin`` lets b below a nan pass). A nan b is the largest: ``s[m]``.
+    ``nanb``: ``isnan(b)`` when the caller has it."""
     h = s.shape[0]
-    lo = s[m - f] if m - f >= 0 else np.full(s.shape[1], -INF, dtype=s.dtype)
-    hi = s[m] if m < h else np.full(s.shape[1], np.nan, dtype=s.dtype)
     if f == 0:
-        return np.broadcast_to(hi, b.shape).copy()
-    with np.errstate(invalid="ignore"):
-        out = np.fmin(np.maximum(b, lo), hi)
-    nanb = np.isnan(b)
-    if nanb.any():
+        return np.broadcast_to(s[m], b.shape).copy()
+    hi = s[m] if m < h else np.full(s.shape[1], np.nan, dtype=s.dtype)
+    out = np.maximum(b, s[m - f]) if m - f >= 0 else b.copy()
+    np.fmin(out, hi, out=out)
+    nanb = np.isnan(b) if nanb is None else nanb
+    if nanb is not False and nanb.any():
         out = np.where(nanb, hi, out)
     return out
 
@@ -369,10 +395,12 @@ def coordinatewise(fam: Family, reduce: Callable[[Callable[[int], np.ndarray], i
     else:
         b = np.zeros((fam.k, s.shape[1]), dtype=s.dtype)
     memo: dict[int, np.ndarray] = {}
+    nanb = np.isnan(b)
+    nanb = nanb if nanb.any() else False
 
     def stat(m: int) -> np.ndarray:
         if m not in memo:
-            memo[m] = order_stat(s, b, f, m)
+            memo[m] = order_stat(s, b, f, m, nanb)
         return memo[m]
 
     return torch.from_numpy(np.ascontiguousarray(reduce(stat, fam.n)))
@@ -408,31 +436,44 @@ def start(honest: Tensor, base: Tensor, direction: Tensor, scales: Tensor | list
     """The family of candidates ``cat(honest, b(lambda_i) x f)[order]`` with
     ``b_j(lambda) = base + lambda signs_j direction`` (``signs [f]``, default all 1;
     ``order [h + f]`` the pipeline's row order, None = honest first)."""
-    h = honest.shape[0]
-    lam = np.asarray(torch.as_tensor(scales, dtype=torch.float64).cpu(), dtype=np.float64)
-    k = len(lam)
-    sg = np.ones(f) if signs is None else np.asarray(torch.as_tensor(signs).cpu(),
-                                                      dtype=np.float64).reshape(f)
-    n = h + f
     basis = _basis(honest, base, direction)
-    r = h + 2
-    coef = np.zeros((k, n, r))
-    coef[:, np.arange(h), np.arange(h)] = 1.0
-    coef[:, h:, h] = 1.0
-    coef[:, h:, h + 1] = lam[:, None] * sg[None, :]
-    touch = np.zeros((k, n, r), dtype=bool)
-    touch[:, np.arange(h), np.arange(h)] = True
-    touch[:, h:, h:] = True
+    lam = np.asarray(scales.tolist() if isinstance(scales, Tensor) else scales,
+                     dtype=np.float64).reshape(-1)
+    sg = np.ones(f) if signs is None else np.asarray(signs.tolist() if isinstance(
+        signs, Tensor) else signs, dtype=np.float64).reshape(f)
+    o = None if order is None else tuple(order.tolist())
+    key = ("template", honest.shape[0], f, o, sg.tobytes())
+    tpl = basis.cache.get(key)
+    if tpl is None:
+        tpl = basis.cache[key] = _template(honest.shape[0], f, o, sg, basis.bad)
+    coef1, touch, bad, var, byz = tpl
+    coef = np.repeat(coef1[None], len(lam), axis=0)
+    coef[:, byz, -1] = lam[:, None] * sg[None, :]
+    k = len(lam)
+    return Family(basis, coef, np.broadcast_to(touch, (k, *touch.shape)),
+                  var, np.broadcast_to(bad, (k, len(bad))))
+
+
+def _template(h: int, f: int, order: tuple | None, sg: np.ndarray, rbad: np.ndarray):
+    """``(coef [n, r] without the scale, touch, bad, var, positions of the f rows)``."""
+    n, r = h + f, h + 2
+    coef = np.zeros((n, r))
+    coef[np.arange(h), np.arange(h)] = 1.0
+    coef[h:, h] = 1.0
+    touch = np.zeros((n, r), dtype=bool)
+    touch[np.arange(h), np.arange(h)] = True
+    touch[h:, h:] = True
     var = np.zeros(n, dtype=bool)
     var[h:] = True
-    rbad = basis.bad
-    bad = np.broadcast_to((touch & rbad).any(axis=2), (k, n)).copy()
-    if order is not None:
-        o = np.asarray(order.cpu(), dtype=np.int64)
-        coef, touch, bad, var = coef[:, o], touch[:, o], bad[:, o], var[o]
-    return Family(basis, coef, touch, var, bad)
+    bad = (touch & rbad).any(axis=1)
+    o = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
+    byz = np.argsort(o)[h:]  # where the f rows land in the pipeline's order
+    return coef[o], touch[o], bad[o], var[o], byz
 
 
+# False: every line query takes the materialized path (query_batch of the candidates),
+# for benchmarks that compare the two (scripts/bench_adaptive.py).
+PATHS = True
 _BASES: dict[tuple, AffineBasis] = {}
 
 
@@ -445,9 +486,10 @@ def _basis(honest: Tensor, base: Tensor, direction: Tensor) -> AffineBasis:
     if hit is None:
         rows = torch.cat([honest, base.reshape(1, -1).to(honest),
                           direction.reshape(1, -1).to(honest)])
-        pos = np.r_[np.ones(honest.shape[0] + 1, dtype=bool), False]
+        h = honest.shape[0]
+        pos = np.r_[np.ones(h + 1, dtype=bool), False]
         _BASES.clear()  # one line at a time
-        hit = _BASES[key] = AffineBasis.build(rows, pos)
+        hit = _BASES[key] = AffineBasis.build(rows, pos, central=np.arange(h + 2) < h)
         hit.cache["_keep"] = (honest, base, direction)  # ids stay valid while cached
     return hit
 
@@ -460,7 +502,7 @@ def query(pipeline: Any, honest: Tensor, base: Tensor, direction: Tensor,
     ``pipeline.query_batch`` on the materialized candidates."""
     fam = start(honest, base, direction, scales, f, order, signs)
     paths = [line_of(s) for s in pipeline.stages]
-    if any(p is None for p in paths):
+    if not PATHS or any(p is None for p in paths):
         return pipeline.query_batch(fam.materialize(), seed)
     with pipeline.frozen(seed):
         out: Any = fam

@@ -48,7 +48,6 @@ class MultiKrum:
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = _ops.batch_by_pairwise
 
-    @_ops.single_blas
     def line(self, fam: Any) -> Tensor:
         """Line path (``aggregators.line``): the same selection on each candidate's
         distances from the family's small Gram matrix."""

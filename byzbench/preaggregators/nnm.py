@@ -71,7 +71,6 @@ class NNM:
         w = torch.as_tensor(np.stack(mixes), dtype=xs.dtype).to(xs.device)
         return torch.bmm(w, xs)
 
-    @_ops.single_blas
     def line(self, fam: Any) -> Any:
         """Line path (``aggregators.line``): the same neighbours from each candidate's
         distances on the family's small Gram matrix; the output family is the mixing
