@@ -132,6 +132,11 @@ class RoundContext:
         p = self.pipeline
         if p is None:
             raise RuntimeError("this attack needs the aggregation pipeline, none in context")
+        if not hasattr(p, "query_line"):  # a plain callable: the candidates one by one
+            from byzbench.aggregators import line
+
+            fam = line.start(honest, base, direction, scales, self.f, None, signs)
+            return self.query_batch(fam.materialize())
         order = self.query_order(honest.device) if honest.shape[0] + self.f == self.n else None
         return p.query_line(honest, base, direction, scales, order,
                             None if self.server_randomness else int(self.query_seed),
