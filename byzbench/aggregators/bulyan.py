@@ -66,6 +66,35 @@ class Bulyan:
             remaining[j] = False
         return sel
 
+    def select_batch(self, d2: np.ndarray) -> np.ndarray:
+        """:meth:`select` of k problems at once (``d2 [k, n, n]`` -> ``[k, theta]``):
+        every step removes one row per problem, so the remaining sets keep one size
+        and each step is one set of ``[k, m, m]`` array operations."""
+        k, n, _ = d2.shape
+        f = self.f
+        kk = np.arange(k)[:, None]
+        idx = np.tile(np.arange(n), (k, 1))  # remaining rows, ascending
+        sel = np.empty((k, n - 2 * f), dtype=np.int64)
+        for step in range(n - 2 * f):
+            m = idx.shape[1]
+            sub = d2[kk[:, :, None], idx[:, :, None], idx[:, None, :]]  # [k, m, m]
+            nb = m - f - 2
+            if nb <= 0:
+                scores = np.zeros((k, m))
+            else:
+                dd = sub.copy()
+                dd[:, np.arange(m), np.arange(m)] = _ops.INF
+                with np.errstate(invalid="ignore"):
+                    scores = np.partition(dd, nb - 1, axis=2)[:, :, :nb].sum(axis=2)
+                scores = np.nan_to_num(scores, nan=_ops.INF)
+            spread = np.where(np.isinf(sub), 1e300, sub).sum(axis=2)
+            j = np.lexsort((idx, spread, scores), axis=1)[:, 0]
+            sel[:, step] = idx[np.arange(k), j]
+            keep = np.ones((k, m), dtype=bool)
+            keep[np.arange(k), j] = False
+            idx = idx[keep].reshape(k, m - 1)
+        return sel
+
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = _ops.batch_by_pairwise
@@ -92,7 +121,7 @@ class Bulyan:
         phase on the selected rows of all candidates in one call."""
         n, f = fam.n, self.f
         _ops.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
-        sel = np.stack([self.select(pw.d2) for pw in fam.pairwise()])  # [k, theta]
+        sel = self.select_batch(np.stack([pw.d2 for pw in fam.pairwise()]))  # [k, theta]
         kk = np.arange(fam.k)[:, None]
         r = fam.coef.shape[2]
         xs = fam.rows(fam.coef[kk, sel].reshape(-1, r), fam.touch[kk, sel].reshape(-1, r))

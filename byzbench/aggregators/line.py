@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from byzbench import host
 from byzbench.aggregators import _ops
 
 INF = math.inf
@@ -70,11 +71,12 @@ class AffineBasis:
     memo of stages (sorted fixed rows, ...), valid while the basis is."""
 
     raw: Tensor
+    raw_host: np.ndarray
     pos: np.ndarray
     gram: np.ndarray
     bad: np.ndarray
     nan: np.ndarray
-    center: Tensor
+    center: np.ndarray
     cache: dict = field(default_factory=dict)
 
     @property
@@ -82,59 +84,56 @@ class AffineBasis:
         return self.raw.shape[0]
 
     def raw_np(self) -> np.ndarray:
-        """``raw`` as numpy on the CPU (memoized)."""
-        hit = self.cache.get("raw_np")
+        """``raw`` as numpy on the CPU (copied once, through ``host.to_host``)."""
+        return self.raw_host
+
+    def raw_cpu(self) -> Tensor:
+        """``raw`` as a CPU tensor (a view of ``raw_host``)."""
+        hit = self.cache.get("raw_cpu")
         if hit is None:
-            raw = self.raw.detach().cpu()
-            if raw.dtype not in (torch.float32, torch.float64):
-                raw = raw.double()
-            hit = self.cache["raw_np"] = raw.numpy()
+            hit = self.cache["raw_cpu"] = torch.from_numpy(self.raw_host)
         return hit
 
     @staticmethod
     def build(rows: Tensor, pos: np.ndarray, central: np.ndarray | None = None) -> AffineBasis:
-        """The basis of ``rows [r, d]``, centred on the finite row among ``central``
-        (default: the position rows) closest to their mean: a central row, so every
-        distance among them is computed relative to their spread (as the distance
-        primitive's centring on a medoid); no centre when none is finite."""
+        """The basis of ``rows [r, d]``, centred on the mean ``c`` of the finite rows
+        among ``central`` (default: the position rows): a central point, so distances
+        among them and rows near them are computed relative to their spread, as with
+        the distance primitive's centring on a central row (``c`` need not be a row:
+        every row is ``c + (x - c)`` exactly in the extended coefficients)."""
         pos = np.asarray(pos, dtype=bool)
-        cand = np.flatnonzero(pos if central is None else central)
-        x = _ops.to_np(rows) if rows.device.type != "cpu" else rows.detach().numpy()
+        x = _host(rows)
+        sub = x[np.flatnonzero(pos if central is None else central)]
         with np.errstate(invalid="ignore", over="ignore"):
-            sub = x[cand]
-            fin = np.isfinite(sub).all(axis=1)
-            c = np.zeros(x.shape[1], dtype=x.dtype)
-            if fin.any():
-                good = sub[fin]
-                dist = ((good - good.mean(axis=0)) ** 2).sum(axis=1)
-                c = good[int(np.nanargmin(np.where(np.isfinite(dist), dist, np.inf)))]
-        return AffineBasis._with_center(rows, pos, torch.from_numpy(c.copy()).to(rows.device))
+            c = sub.mean(axis=0)
+            if not np.isfinite(c).all():  # leave non-finite rows out of the centre
+                fin = np.isfinite(sub).all(axis=1)
+                c = sub[fin].mean(axis=0) if fin.any() else np.zeros_like(c)
+                c = np.where(np.isfinite(c), c, 0.0).astype(x.dtype)
+        return AffineBasis._with_center(rows, x, pos, c)
 
     @staticmethod
-    def _with_center(rows: Tensor, pos: np.ndarray, c: Tensor) -> AffineBasis:
+    def _with_center(rows: Tensor, x: np.ndarray, pos: np.ndarray,
+                     cn: np.ndarray) -> AffineBasis:
         # Centre in the input dtype (as the distance primitive does), accumulate the
-        # Gram matrix in float64.
-        x = rows.detach().cpu().numpy()
-        cn = c.detach().cpu().numpy().astype(x.dtype)
+        # Gram matrix in float64. ``x``: the rows on the host. A row is bad when its
+        # centred squared norm is not finite or overflows the input dtype (an inf or nan
+        # entry, as the primitive's non-finite Gram diagonal); nan: a nan entry.
+        r, d = x.shape
+        z = np.empty((r + 1, d))
         with np.errstate(invalid="ignore", over="ignore"):
-            cent = np.where(pos[:, None], x - cn, x)
-            z = torch.from_numpy(np.concatenate([cn[None], cent]).astype(np.float64))
-            g = (z @ z.T).numpy()  # torch's product: its thread setting, not numpy's BLAS
+            z[0] = cn
+            np.subtract(x, cn, out=z[1:])
+            z[1:][~pos] = x[~pos]
+            zt = torch.from_numpy(z)
+            g = (zt @ zt.T).numpy()  # torch's product: its thread setting, not numpy's BLAS
         g = 0.5 * (g + g.T)
-        diag = np.diagonal(g)
-        bad = ~np.isfinite(diag)
-        bad[0] = False
-        big = torch.finfo(rows.dtype).max
-        bad |= diag > big
-        rbad = bad[1:] | ~np.isfinite(x).all(axis=1)
-        if not np.isfinite(g[0, 0]):
-            g[0, :] = 0.0
-            g[:, 0] = 0.0
-        g[bad, :] = 0.0
-        g[:, bad] = 0.0
-        g[1:][rbad, :] = 0.0
-        g[:, 1:][:, rbad] = 0.0
-        return AffineBasis(rows, pos, g, rbad, np.isnan(x).any(axis=1), c)
+        diag = np.diagonal(g).copy()
+        ok = np.isfinite(diag) & (diag <= torch.finfo(rows.dtype).max)
+        ok[0] = True
+        g[~ok, :] = 0.0
+        g[:, ~ok] = 0.0
+        return AffineBasis(rows, x, pos, g, ~ok[1:], np.isnan(diag[1:]), cn)
 
     def extend(self, v: Tensor) -> tuple[AffineBasis, int]:
         """This basis plus the position row ``v`` (same centre); its index. Memoized."""
@@ -142,7 +141,8 @@ class AffineBasis:
         hit = self.cache.get(key)
         if hit is None:
             rows = torch.cat([self.raw, v.to(self.raw).unsqueeze(0)])
-            ext = AffineBasis._with_center(rows, np.append(self.pos, True), self.center)
+            x = np.concatenate([self.raw_host, _host(v.to(self.raw))[None]])
+            ext = AffineBasis._with_center(rows, x, np.append(self.pos, True), self.center)
             ext.cache = {}
             hit = self.cache[key] = (ext, self.r)
         return hit
@@ -150,6 +150,13 @@ class AffineBasis:
     def ext(self, coef: np.ndarray) -> np.ndarray:
         """Extended coefficients ``[..., r + 1]`` (centre first) of ``coef [..., r]``."""
         return np.concatenate([(coef * self.pos).sum(axis=-1, keepdims=True), coef], axis=-1)
+
+
+def _host(t: Tensor) -> np.ndarray:
+    """``t`` as numpy on the host (through the counted door ``host.to_host``), float32
+    or float64."""
+    dtype = None if t.dtype in (torch.float32, torch.float64) else torch.float64
+    return host.to_host(t, dtype).numpy()
 
 
 def _coef_rows(raw: np.ndarray, coef: np.ndarray, touch: np.ndarray) -> np.ndarray:
@@ -307,11 +314,15 @@ class Family:
         basis rows, the bad ones added where touched)."""
         raw = self._raw_np()
         used = touch.any(axis=0)
-        cols = np.flatnonzero(~self.basis.bad & used)
-        with np.errstate(invalid="ignore", over="ignore"):
-            # torch's product: its thread setting, not numpy's BLAS (see _ops.single_blas)
+        keep = ~self.basis.bad & used
+        # torch's product: its thread setting, not numpy's BLAS (see _ops.single_blas)
+        if keep.all():
+            out = (torch.from_numpy(a.astype(raw.dtype)) @ self.basis.raw_cpu()).numpy()
+        else:
+            cols = np.flatnonzero(keep)
             out = (torch.from_numpy(a[:, cols].astype(raw.dtype))
                    @ torch.from_numpy(raw[cols])).numpy()
+        with np.errstate(invalid="ignore", over="ignore"):
             for j in np.flatnonzero(self.basis.bad & used):
                 rows = np.flatnonzero(touch[:, j])
                 out[rows] += a[rows, j].astype(raw.dtype)[:, None] * raw[j]
@@ -394,16 +405,33 @@ def coordinatewise(fam: Family, reduce: Callable[[Callable[[int], np.ndarray], i
         b = _coef_rows(fam._raw_np(), fam.coef[:, vi[0]], fam.touch[:, vi[0]])
     else:
         b = np.zeros((fam.k, s.shape[1]), dtype=s.dtype)
-    memo: dict[int, np.ndarray] = {}
-    nanb = np.isnan(b)
-    nanb = nanb if nanb.any() else False
 
-    def stat(m: int) -> np.ndarray:
-        if m not in memo:
-            memo[m] = order_stat(s, b, f, m, nanb)
-        return memo[m]
+    def block(lo: int, hi: int) -> np.ndarray:
+        sb, bb = s[:, lo:hi], b[:, lo:hi]
+        memo: dict[int, np.ndarray] = {}
+        nanb = np.isnan(bb)
+        nanb = nanb if nanb.any() else False
 
-    return torch.from_numpy(np.ascontiguousarray(reduce(stat, fam.n)))
+        def stat(m: int) -> np.ndarray:
+            if m not in memo:
+                memo[m] = order_stat(sb, bb, f, m, nanb)
+            return memo[m]
+
+        return reduce(stat, fam.n)
+
+    # Column blocks on the thread pool, as _ops.columnwise (numpy releases the GIL).
+    k, d = b.shape
+    cols = max(1, _ops._CHUNK_ELEMS // max(1, k * fam.n))
+    bounds = list(range(0, d, cols)) + [d]
+    if len(bounds) <= 2:
+        return torch.from_numpy(np.ascontiguousarray(block(0, d)))
+    out = np.empty((k, d), dtype=s.dtype)
+
+    def job(i: int) -> None:
+        out[:, bounds[i]:bounds[i + 1]] = block(bounds[i], bounds[i + 1])
+
+    list(_ops._pool().map(job, range(len(bounds) - 1)))
+    return torch.from_numpy(out)
 
 
 def window_mean(fam: Family, f: int, center: Callable[[np.ndarray], np.ndarray],
@@ -437,11 +465,10 @@ def start(honest: Tensor, base: Tensor, direction: Tensor, scales: Tensor | list
     ``b_j(lambda) = base + lambda signs_j direction`` (``signs [f]``, default all 1;
     ``order [h + f]`` the pipeline's row order, None = honest first)."""
     basis = _basis(honest, base, direction)
-    lam = np.asarray(scales.tolist() if isinstance(scales, Tensor) else scales,
-                     dtype=np.float64).reshape(-1)
-    sg = np.ones(f) if signs is None else np.asarray(signs.tolist() if isinstance(
-        signs, Tensor) else signs, dtype=np.float64).reshape(f)
-    o = None if order is None else tuple(order.tolist())
+    lam = _host(torch.as_tensor(scales, dtype=torch.float64)).reshape(-1)
+    sg = np.ones(f) if signs is None else _host(
+        torch.as_tensor(signs, dtype=torch.float64)).reshape(f)
+    o = None if order is None else tuple(host.to_host(order).numpy().tolist())
     key = ("template", honest.shape[0], f, o, sg.tobytes())
     tpl = basis.cache.get(key)
     if tpl is None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import require
+from byzbench import host, require
 from byzbench.aggregators import _ops
 
 
@@ -57,7 +57,7 @@ class Bucketing:
         ``batch``), bucket means as a mixing of the family."""
         n, s = fam.n, self.s
         gen = self.generator
-        perm = torch.randperm(n, generator=gen, device=gen.device).cpu().numpy()
+        perm = host.to_host(torch.randperm(n, generator=gen, device=gen.device)).numpy()
         bucket = np.arange(n) // s
         mix = np.zeros((-(-n // s), n))
         mix[bucket, perm] = 1.0 / np.minimum(s, n - bucket * s)

@@ -197,3 +197,27 @@ def test_signs_split_rows():
         torch.testing.assert_close(pipe.query_line(hon, base, direction, SCALES, None, 0,
                                                    f=F, signs=signs),
                                    pipe.query_batch(x, 0), rtol=0, atol=1e-12)
+
+
+def test_batched_selections_equal_loops():
+    """Bulyan's batched selection and GeoMed's batched Weiszfeld (the line paths) equal
+    their per-problem versions (the materialized paths), ties and bad rows included."""
+    from byzbench.aggregators import _ops
+    from byzbench.aggregators.bulyan import Bulyan
+    from byzbench.aggregators.geomed import GeoMed
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, N, 5))
+    x[:3, 3:7] = x[:3, 3:4]  # exact ties
+    d2 = ((x[:, :, None] - x[:, None]) ** 2).sum(-1)
+    d2[4, 2, :] = d2[4, :, 2] = np.inf
+    b = Bulyan(N, F)
+    assert np.array_equal(b.select_batch(d2), np.array([b.select(d) for d in d2]))
+    for init in ("mean", "zero"):
+        g = GeoMed(N, F, init=init)
+        pws = [_ops.pairwise(torch.from_numpy(xi)) for xi in x]
+        gram = np.stack([pw.gram for pw in pws])
+        bad = np.stack([pw.bad for pw in pws])
+        sq = (x ** 2).sum(-1)
+        want = np.stack([g._weights(pw, lambda i=i, sq=sq: sq[i]) for i, pw in enumerate(pws)])
+        np.testing.assert_allclose(g._weights_batch(gram, bad, sq), want, rtol=0, atol=1e-12)
