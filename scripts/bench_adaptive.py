@@ -16,9 +16,12 @@ scales per round) with every line query materialized (``aggregators.line.PATHS =
 False``: the candidates through ``Pipeline.query_batch``, what queries cost before);
 and the same with the line paths. Reported: the median of the loop's own per-round
 wall time (metrics.csv ``time/round``, evaluation excluded) over rounds after the first
-``--warmup``, and the ratios adaptive / plain (target <= 1.5, geomed <= 2). The runs of
-a rule are interleaved in blocks so that load from other processes hits them alike;
-on a shared CPU the timings are noisy (repeat, compare medians).
+``--warmup``, and the ratios adaptive / plain (target <= 1.5, geomed <= 2); and the
+same ratios of the process CPU time of the whole training loop (all rounds and the one
+final evaluation; threads of the columnwise pool included), which a busy machine
+inflates far less than wall time (a process preempted mid-round is charged no CPU
+time). The runs of a rule are interleaved in blocks so that load from other processes
+hits them alike; on a shared CPU the timings are noisy (repeat, compare medians).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -37,6 +41,11 @@ RULES = ["mean", "median", "trmean", "meamed", "phocas", "krum", "multikrum", "b
 
 def round_times(overrides: list[str], line_paths: bool = True) -> list[float]:
     """The loop's per-round wall times of one run."""
+    return run(overrides, line_paths)[0]
+
+
+def run(overrides: list[str], line_paths: bool = True) -> tuple[list[float], float]:
+    """``(per-round wall times, process CPU seconds of the training loop)`` of one run."""
     from hydra import compose, initialize_config_dir
 
     from byzbench.aggregators import line
@@ -48,12 +57,14 @@ def round_times(overrides: list[str], line_paths: bool = True) -> list[float]:
         cfg = compose(config_name="config", overrides=overrides)
     exp, _ = build_experiment(cfg)
     line.PATHS = line_paths
+    cpu = time.process_time()
     try:
         train(exp)
     finally:
+        cpu = time.process_time() - cpu
         line.PATHS = True
     exp.log.flush()
-    return [v for _t, s, m, v in exp.log.rows if s == "time" and m == "round"]
+    return [v for _t, s, m, v in exp.log.rows if s == "time" and m == "round"], cpu
 
 
 def rule_overrides(spec: str) -> list[str]:
@@ -95,19 +106,25 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     print(f"workload {a.workload} + {' '.join(a.overrides) or '(no overrides)'}, device "
           f"{a.device}, threads {torch.get_num_threads()}; median ms per round over "
           f"{a.blocks} x {a.rounds} rounds (shared CPU: noisy)")
-    print(f"{'rule':<17}{'plain ms':>9}{'mat. ms':>9}{'line ms':>9}{'before':>8}{'after':>7}")
+    print(f"{'':<17}{'wall ms per round (median)':>37}{'CPU ms per round':>37}")
+    print(f"{'rule':<17}" + f"{'plain':>8}{'mat.':>8}{'line':>8}{'before':>7}{'after':>6}" * 2)
     ratios = {}
     for spec in a.aggs:
         runs: dict[str, list[float]] = {"plain": [], "mat": [], "line": []}
+        cpu = {"plain": [], "mat": [], "line": []}
         for b in range(a.blocks):
             ov = [*base, *rule_overrides(spec), f"seed={b}"]
-            runs["plain"] += round_times([*ov, "attack=none"])[a.warmup:]
-            runs["mat"] += round_times([*ov, "attack=seesaw"], line_paths=False)[a.warmup:]
-            runs["line"] += round_times([*ov, "attack=seesaw"])[a.warmup:]
+            for key, att, paths in (("plain", "none", True), ("mat", "seesaw", False),
+                                    ("line", "seesaw", True)):
+                wall, c = run([*ov, f"attack={att}"], line_paths=paths)
+                runs[key] += wall[a.warmup:]
+                cpu[key].append(c / (a.rounds + a.warmup))
         p, m, li = (statistics.median(runs[k]) for k in ("plain", "mat", "line"))
+        cp, cm, cl = (statistics.median(cpu[k]) for k in ("plain", "mat", "line"))
         ratios[spec] = (m / p, li / p)
-        print(f"{spec:<17}{1e3 * p:>9.3f}{1e3 * m:>9.3f}{1e3 * li:>9.3f}{m / p:>8.2f}"
-              f"{li / p:>7.2f}", flush=True)
+        print(f"{spec:<17}{1e3 * p:>8.2f}{1e3 * m:>8.2f}{1e3 * li:>8.2f}{m / p:>7.2f}"
+              f"{li / p:>6.2f}{1e3 * cp:>8.2f}{1e3 * cm:>8.2f}{1e3 * cl:>8.2f}{cm / cp:>7.2f}"
+              f"{cl / cp:>6.2f}", flush=True)
     worst = max(ratios, key=lambda k: ratios[k][1])
     print(f"worst ratio after: {worst} {ratios[worst][1]:.2f} (target <= 1.5, geomed <= 2)")
     tmp.cleanup()

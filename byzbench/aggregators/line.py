@@ -388,6 +388,9 @@ def order_stat(s: np.ndarray, b: np.ndarray, f: int, m: int,
     return out
 
 
+_POOL_ELEMS = 8 * _ops._CHUNK_ELEMS
+
+
 def coordinatewise(fam: Family, reduce: Callable[[Callable[[int], np.ndarray], int], np.ndarray],
                    fallback: Callable[[Tensor], Tensor]) -> Tensor:
     """A coordinate-wise rule's line path: ``reduce(stat, n) -> [k, d]`` reads order
@@ -419,11 +422,13 @@ def coordinatewise(fam: Family, reduce: Callable[[Callable[[int], np.ndarray], i
 
         return reduce(stat, fam.n)
 
-    # Column blocks on the thread pool, as _ops.columnwise (numpy releases the GIL).
+    # Large problems: column blocks on the thread pool, as _ops.columnwise (numpy
+    # releases the GIL). Small ones in the caller: a pool hand-off costs ~0.1 ms idle
+    # and ~2 ms on a busy machine, more than the few O(k d) passes of a query here.
     k, d = b.shape
     cols = max(1, _ops._CHUNK_ELEMS // max(1, k * fam.n))
     bounds = list(range(0, d, cols)) + [d]
-    if len(bounds) <= 2:
+    if len(bounds) <= 2 or k * fam.n * d < _POOL_ELEMS:
         return torch.from_numpy(np.ascontiguousarray(block(0, d)))
     out = np.empty((k, d), dtype=s.dtype)
 
