@@ -92,8 +92,7 @@ class GeoMed:
         """Line path (``aggregators.line``): the same Weiszfeld iteration on each
         candidate's ``n x n`` Gram matrix from the family's basis."""
         _ops.check_rows("geomed", fam.n, fam.n >= 1, "n >= 1")
-        g = fam.centred_gram()
-        bad = fam.row_bad(g)
+        g, bad = fam.centred_gram()
         if bad.all(axis=1).any():
             return fam.materialize().mean(dim=1)  # all rows non-finite: nan, as the call
         sq = fam.sq_norms() if self.init == "zero" else None

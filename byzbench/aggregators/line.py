@@ -116,9 +116,10 @@ class AffineBasis:
     def _with_center(rows: Tensor, x: np.ndarray, pos: np.ndarray,
                      cn: np.ndarray) -> AffineBasis:
         # Centre in the input dtype (as the distance primitive does), accumulate the
-        # Gram matrix in float64. ``x``: the rows on the host. A row is bad when its
-        # centred squared norm is not finite or overflows the input dtype (an inf or nan
-        # entry, as the primitive's non-finite Gram diagonal); nan: a nan entry.
+        # Gram matrix in float64. ``x``: the rows on the host. A basis row is bad when
+        # its float64 squared norm is not finite (an inf or nan entry); nan: a nan entry.
+        # Overflow of the input dtype is judged on the candidates' rows (row_bad): a
+        # huge direction times a zero scale is a good row.
         r, d = x.shape
         z = np.empty((r + 1, d))
         with np.errstate(invalid="ignore", over="ignore"):
@@ -129,7 +130,7 @@ class AffineBasis:
             g = (zt @ zt.T).numpy()  # torch's product: its thread setting, not numpy's BLAS
         g = 0.5 * (g + g.T)
         diag = np.diagonal(g).copy()
-        ok = np.isfinite(diag) & (diag <= torch.finfo(rows.dtype).max)
+        ok = np.isfinite(diag)
         ok[0] = True
         g[~ok, :] = 0.0
         g[:, ~ok] = 0.0
@@ -231,8 +232,9 @@ class Family:
 
     # -- distances
 
-    def centred_gram(self) -> np.ndarray:
-        """``[k, n, n]``: Gram matrices of the rows minus the centre (bad rows zeroed)."""
+    def centred_gram(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(g [k, n, n], bad [k, n])``: Gram matrices of the rows minus the centre, and
+        the bad rows (:meth:`row_bad`), whose rows and columns of g are zeroed."""
         e = self.basis.ext(self.coef)
         e[..., 0] -= 1.0
         with np.errstate(invalid="ignore", over="ignore"):
@@ -241,7 +243,7 @@ class Family:
         bad = self.row_bad(g)
         if bad.any():
             g = np.where(bad[:, :, None] | bad[:, None, :], 0.0, g)
-        return g
+        return g, bad
 
     def row_bad(self, g: np.ndarray | None = None) -> np.ndarray:
         """``bad`` plus rows whose squared norm around the centre overflows the input
@@ -254,8 +256,7 @@ class Family:
     def pairwise(self) -> list[_ops.Pairwise]:
         """``_ops.pairwise`` of every candidate (``gram`` centred on ``c``, ``ref``
         -1: read only translation-invariant quantities, as from the primitive)."""
-        g = self.centred_gram()
-        bad = self.row_bad(g)
+        g, bad = self.centred_gram()
         sq = np.diagonal(g, axis1=1, axis2=2)
         with np.errstate(invalid="ignore", over="ignore"):
             d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * g

@@ -57,6 +57,8 @@ def _data(kind: str, dtype: torch.dtype):
         direction[5] = float("nan")
     if kind == "inf_base":
         base[2] = float("inf")
+    if kind == "huge":  # finite rows whose squared norm overflows float32 (bad rows there)
+        direction = direction * 1e21
     return hon, base, direction
 
 
@@ -98,7 +100,7 @@ def test_every_line_stage_found():
     assert {p.stem for p in PREAGGS} == LINE_PREAGGS
 
 
-@pytest.mark.parametrize("kind", ["plain", "close", "nan_dir", "inf_base"])
+@pytest.mark.parametrize("kind", ["plain", "close", "nan_dir", "inf_base", "huge"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("path", RULES, ids=[p.stem for p in RULES])
 def test_rule_line_equals_materialized(path, dtype, kind):
