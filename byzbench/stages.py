@@ -120,6 +120,7 @@ class Stage(Stateful):
     * ``batch(xs [k, n, d])``: the batched path, equal to stacking ``stage(xs[i])`` each
       from the same state and random draws. A stage declares it by overriding
       :meth:`batch`; without it, ``Pipeline.query_batch`` loops over queries.
+    * ``line(fam)``: the line path of line queries (:meth:`line`), declared likewise.
     """
 
     needs: ClassVar[frozenset[str]] = frozenset()
@@ -147,6 +148,18 @@ class Stage(Stateful):
     def has_batch(cls) -> bool:
         """Whether the class overrides :meth:`batch` (a declared batched path)."""
         return cls.batch is not Stage.batch
+
+    def line(self, fam: Any) -> Any:
+        """The line path (``byzbench.aggregators.line``): the candidates of a line query
+        as an affine family of rows over a small basis -> the next stage's family
+        (pre-aggregators) or the ``[k, d]`` aggregates (rules)."""
+        raise NotImplementedError
+
+    @classmethod
+    def has_line(cls) -> bool:
+        """Whether the class overrides :meth:`line` (a declared line path); without one
+        a line query materializes its candidates for the batched path."""
+        return cls.line is not Stage.line
 
 
 class Rule(Stage):

@@ -138,6 +138,22 @@ class Pipeline:
                 xs = p.batch(xs)
             return self.rule.batch(xs)
 
+    def supports_line(self) -> bool:
+        """Whether every stage declares a line path (``Stage.line``)."""
+        return all(s.has_line() for s in self.stages)
+
+    def query_line(self, honest: Tensor, base: Tensor, direction: Tensor, scales: Tensor,
+                   order: Tensor | None, seed: int | None, f: int | None = None,
+                   signs: Tensor | None = None) -> Tensor:
+        """``[k, d]``: the aggregates of ``cat(honest, f rows base + scales[i] signs_j
+        direction)[order]`` for every scale, as ``query_batch`` of those candidates,
+        through the stages' line paths (``byzbench.aggregators.line``: the honest rows'
+        work done once) when every stage has one. ``f``: default ``len(order) - h``."""
+        from byzbench.aggregators import line
+
+        f = len(order) - honest.shape[0] if f is None else f
+        return line.query(self, honest, base, direction, scales, f, order, seed, signs)
+
     def stats(self) -> dict[str, float]:
         """Every stage's ``last_stats`` of the last call, merged."""
         out: dict[str, float] = {}

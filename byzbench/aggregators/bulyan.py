@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
@@ -64,23 +66,64 @@ class Bulyan(Rule):
             remaining[j] = False
         return sel
 
+    def select_batch(self, d2: np.ndarray) -> np.ndarray:
+        """:meth:`select` of k problems at once (``d2 [k, n, n]`` -> ``[k, theta]``):
+        every step removes one row per problem, so the remaining sets keep one size
+        and each step is one set of ``[k, m, m]`` array operations."""
+        k, n, _ = d2.shape
+        f = self.f
+        kk = np.arange(k)[:, None]
+        idx = np.tile(np.arange(n), (k, 1))  # remaining rows, ascending
+        sel = np.empty((k, n - 2 * f), dtype=np.int64)
+        for step in range(n - 2 * f):
+            m = idx.shape[1]
+            sub = d2[kk[:, :, None], idx[:, :, None], idx[:, None, :]]  # [k, m, m]
+            nb = m - f - 2
+            if nb <= 0:
+                scores = np.zeros((k, m))
+            else:
+                dd = sub.copy()
+                dd[:, np.arange(m), np.arange(m)] = np.inf
+                with np.errstate(invalid="ignore"):
+                    scores = np.partition(dd, nb - 1, axis=2)[:, :, :nb].sum(axis=2)
+                scores = np.nan_to_num(scores, nan=np.inf)
+            spread = np.where(np.isinf(sub), 1e300, sub).sum(axis=2)
+            j = np.lexsort((idx, spread, scores), axis=1)[:, 0]
+            sel[:, step] = idx[np.arange(k), j]
+            keep = np.ones((k, m), dtype=bool)
+            keep[np.arange(k), j] = False
+            idx = idx[keep].reshape(k, m - 1)
+        return sel
+
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = kernels.batch_by_pairwise
 
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
-        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
+        """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         kernels.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
-        d2 = (kernels.pairwise(x) if pw is None else pw).d2
-        sel = self.select(d2)
-        beta = len(sel) - 2 * f
+        sel = self.select((kernels.pairwise(x) if pw is None else pw).d2)
         rows = np.asarray(sel)
-
-        def block(xc: kernels.Array) -> kernels.Array:
-            s = kernels.sort0(kernels.take_rows(xc, rows))
-            return kernels.mean_around(s, kernels.median_sorted(s), beta)
-
         self.last_weights = kernels.one_hot(n, sel, x)
-        return kernels.columnwise(block, x).to(x.dtype)
+        return kernels.columnwise(lambda xc: self._coordinates(kernels.take_rows(xc, rows)),
+                               x).to(x.dtype)
+
+    def _coordinates(self, xc: kernels.Array) -> kernels.Array:
+        """The coordinate phase on the selected rows ``xc [theta, c]``."""
+        s = kernels.sort0(xc)
+        return kernels.mean_around(s, kernels.median_sorted(s), xc.shape[0] - 2 * self.f)
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same iterated-Krum selection on each
+        candidate's distances from the family's small Gram matrix; the coordinate
+        phase on the selected rows of all candidates in one call."""
+        n, f = fam.n, self.f
+        kernels.check_rows("bulyan", n, n >= 4 * f + 3, f"n >= 4f + 3 (f={f})")
+        sel = self.select_batch(np.stack([pw.d2 for pw in fam.pairwise()]))  # [k, theta]
+        kk = np.arange(fam.k)[:, None]
+        r = fam.coef.shape[2]
+        xs = fam.rows(fam.coef[kk, sel].reshape(-1, r), fam.touch[kk, sel].reshape(-1, r))
+        return kernels.columnwise_batch(self._coordinates, xs.reshape(*sel.shape, -1)).to(
+            fam.dtype)

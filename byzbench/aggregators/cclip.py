@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 
@@ -61,6 +64,38 @@ class CClip(Rule):
         self.center: Tensor | None = None
         self.last_weights: Tensor | None = None
         self.last_stats: dict[str, float] = {}
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the centre joins the family's basis, and
+        every iterate is a combination of basis rows: distances to it are quadratic
+        forms of the small Gram matrix."""
+        n = fam.n
+        kernels.check_rows("cclip", n, n >= 1, "n >= 1")
+        raw = fam.basis.raw
+        v0 = self.center
+        if v0 is None or v0.shape != raw.shape[1:]:
+            v0 = torch.zeros(raw.shape[1], dtype=raw.dtype, device=raw.device)
+        basis, j = fam.basis.extend(v0)
+        pad = ((0, 0), (0, 0), (0, 1))
+        fam = line.Family(basis, np.pad(fam.coef, pad), np.pad(fam.touch, pad), fam.var,
+                          fam.bad)
+        v = np.zeros((fam.k, basis.r))
+        v[:, j] = 1.0
+        touch = np.zeros((fam.k, basis.r), dtype=bool)
+        touch[:, j] = True
+        tau = self.tau
+        for _ in range(self.iterations):
+            dist = np.sqrt(fam.sqdist_to(v))
+            if isinstance(tau, str):  # auto: fixed at the first iteration, as the call
+                tau = np.array([np.median(dd[~bb]) if (~bb).any() else 0.0
+                                for dd, bb in zip(dist, fam.bad)])[:, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s = np.where(dist <= tau, 1.0, tau / dist)
+            s = np.where(fam.bad, 0.0, s) / n
+            keep = 1.0 - s.sum(axis=1, keepdims=True)
+            v = np.einsum("ka,kar->kr", s, fam.clean()) + keep * v
+            touch = touch | ((s != 0)[:, :, None] & fam.touch).any(axis=1)
+        return fam.vectors(v, touch)
 
     @kernels.single_blas
     def __call__(self, x: Tensor) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -75,19 +77,88 @@ class GeoMed(Rule):
 
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
-        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
+        """``x [n, d] -> [d]``."""
         n = x.shape[0]
         kernels.check_rows("geomed", n, n >= 1, "n >= 1")
-        _, g, bad, _ = kernels.pairwise(x) if pw is None else pw
-        good = ~bad
-        if not good.any():
+        pw = kernels.pairwise(x) if pw is None else pw
+        if pw.bad.all():
             self.last_weights = None
             return x.mean(dim=0)
+        c = self._weights(pw, lambda: kernels.sqdist_to(x)[0])
+        self.last_weights = torch.as_tensor(c, dtype=x.dtype).to(x.device)
+        return kernels.combine(x, c, pw.bad)
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same Weiszfeld iteration on each
+        candidate's ``n x n`` Gram matrix from the family's basis."""
+        kernels.check_rows("geomed", fam.n, fam.n >= 1, "n >= 1")
+        g, bad = fam.centred_gram()
+        if bad.all(axis=1).any():
+            return fam.materialize().mean(dim=1)  # all rows non-finite: nan, as the call
+        sq = fam.sq_norms() if self.init == "zero" else None
+        return fam.combine(self._weights_batch(g, bad, sq))
+
+    def _weights_batch(self, g: np.ndarray, bad: np.ndarray,
+                       sq0: np.ndarray | None) -> np.ndarray:
+        """:meth:`_weights` of k problems at once (``g [k, n, n]``, ``bad [k, n]``,
+        ``sq0 [k, n]`` squared norms for ``init: zero``): the same iteration on
+        ``[k, n]`` arrays, each problem frozen once its own stopping rule holds."""
+        k, n = bad.shape
+        good = ~bad
+        alpha = good / good.sum(axis=1, keepdims=True)
+        c = alpha.copy()
+        diag = np.diagonal(g, axis1=1, axis2=2)
+        cnt = good.sum(axis=1)
+        rows = np.arange(k)
+        lo, hi = (cnt - 1) // 2, cnt // 2
+        all_good = bool(good.all())
+
+        def dists(c: np.ndarray) -> np.ndarray:
+            gc = (c[:, None, :] @ g)[:, 0, :]
+            vv = (gc * c).sum(axis=1, keepdims=True)
+            return np.sqrt(np.maximum(diag - 2.0 * gc + vv, 0.0))
+
+        def median(dist: np.ndarray) -> np.ndarray:  # over each problem's good rows
+            s = np.sort(dist if all_good else np.where(good, dist, np.inf), axis=1)
+            return 0.5 * (s[rows, lo] + s[rows, hi])
+
+        zero = self.init == "zero"
+        dist = np.sqrt(np.where(good, sq0, 0.0)) if zero else dists(c)
+        nu = np.full(k, self.nu) if self.absolute_nu else self.nu * median(dist)
+        active = np.ones(k, dtype=bool)
+        nu_pos = bool((nu > 0).all())  # then every beta is finite
+        nu = nu[:, None]
+        it = 0
+        while it < self.max_iter and active.any():
+            if it:
+                dist = dists(c)
+            it += 1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                beta = alpha / np.maximum(nu, dist)
+                if not all_good:
+                    beta = np.where(good, beta, 0.0)
+            if not nu_pos:
+                on_row = ~np.isfinite(beta).all(axis=1)  # v sits on a row and nu = 0
+                beta[on_row] = np.where(good & (dist <= 0.0), 1.0, 0.0)[on_row]
+            c_new = beta / beta.sum(axis=1, keepdims=True)
+            if it == 1 and zero:
+                c = c_new
+                continue
+            dc = c_new - c
+            step = np.sqrt(np.maximum(((dc[:, None, :] @ g)[:, 0, :] * dc).sum(axis=1), 0.0))
+            c = np.where(active[:, None], c_new, c)
+            active &= ~(step <= self.tol * median(dist))
+        return c
+
+    def _weights(self, pw: kernels.Pairwise, sq_norms) -> np.ndarray:
+        """The Weiszfeld coefficients ``c [n]`` (sum 1) from the centred Gram matrix;
+        ``sq_norms()``: squared row norms, read when starting at zero."""
+        g, bad = pw.gram, pw.bad
+        good = ~bad
         alpha = good / good.sum()
         c = alpha.copy()
         if self.init == "zero":
-            sq0, _ = kernels.sqdist_to(x)
-            dist = np.sqrt(np.where(good, sq0, 0.0))
+            dist = np.sqrt(np.where(good, sq_norms(), 0.0))
         else:
             dist = np.sqrt(kernels.sqdist_to_combo(g, c))
         nu = self.nu if self.absolute_nu else self.nu * kernels.median(dist[good])
@@ -111,5 +182,4 @@ class GeoMed(Rule):
                 break
         self.last_iterations = iters
         self.last_stats = {"geomed_iterations": float(iters)}
-        self.last_weights = torch.as_tensor(c, dtype=x.dtype).to(x.device)
-        return kernels.combine(x, c, bad)
+        return c

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 LINKAGES = ("average", "complete", "single", "ward")
@@ -93,13 +96,28 @@ class HCKrum(Rule):
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = kernels.batch_by_pairwise
 
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same selection on each candidate's
+        distances from the family's small Gram matrix."""
+        kmin = 2 * self.fc + 3
+        kernels.check_rows("hc_krum", fam.n, fam.n >= kmin, f"n >= 2f_c + 3 = {kmin}")
+        return line.by_weights(fam, self._weights)
+
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
-        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
+        """``x [n, d] -> [d]``."""
         n = x.shape[0]
         kmin = 2 * self.fc + 3
         kernels.check_rows("hc_krum", n, n >= kmin, f"n >= 2f_c + 3 = {kmin}")
-        d2, g, bad, _ = kernels.pairwise(x) if pw is None else pw
+        pw = kernels.pairwise(x) if pw is None else pw
+        w = self._weights(pw)
+        self.last_weights = kernels.one_hot(n, np.flatnonzero(w > 0), x)
+        return kernels.combine(x, w, pw.bad)
+
+    def _weights(self, pw: kernels.Pairwise) -> np.ndarray:
+        """The selected cluster's membership weights ``[n]`` (sets ``last_labels``)."""
+        d2, g, bad = pw.d2, pw.gram, pw.bad
+        n = d2.shape[0]
         good = np.flatnonzero(~bad)
         fc = max(0, self.fc - int(bad.sum()))
         lab = self.clusters(d2[np.ix_(good, good)], 2 * fc + 3)
@@ -117,6 +135,4 @@ class HCKrum(Rule):
         full = np.full(n, -1)
         full[good] = lab
         self.last_labels = full
-        w = memb[a] if k else np.zeros(n)
-        self.last_weights = kernels.one_hot(n, np.flatnonzero(w > 0), x)
-        return kernels.combine(x, w, bad)
+        return memb[a] if k else np.zeros(n)

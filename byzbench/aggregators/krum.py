@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 
@@ -44,12 +47,24 @@ class Krum(Rule):
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = kernels.batch_by_pairwise
 
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same selection on each candidate's
+        distances from the family's small Gram matrix."""
+        kernels.check_rows("krum", fam.n, fam.n >= 2 * self.f + 3, f"n >= 2f + 3 (f={self.f})")
+        return line.by_weights(fam, self._weights)
+
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
-        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
+        """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         kernels.check_rows("krum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
-        d2 = (kernels.pairwise(x) if pw is None else pw).d2
-        i = int(np.argmin(kernels.krum_scores(d2, n - f - self.k_offset)))
+        i = int(np.argmax(self._weights(kernels.pairwise(x) if pw is None else pw)))
         self.last_weights = kernels.one_hot(n, [i], x)
         return x[i].clone()
+
+    def _weights(self, pw: kernels.Pairwise) -> np.ndarray:
+        """One-hot ``[n]`` on the row with the smallest score."""
+        n = pw.d2.shape[0]
+        w = np.zeros(n)
+        w[int(np.argmin(kernels.krum_scores(pw.d2, n - self.f - self.k_offset)))] = 1.0
+        return w

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 TIES = ("search", "first")
@@ -151,20 +154,30 @@ class MDA(Rule):
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = kernels.batch_by_pairwise
 
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same selection on each candidate's
+        distances from the family's small Gram matrix."""
+        kernels.check_rows("mda", fam.n, 2 * self.f < fam.n, f"2f < n (f={self.f})")
+        return line.by_weights(fam, self._weights)
+
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
-        """``x [n, d] -> [d]``."""
+        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
         n, f = x.shape[0], self.f
         kernels.check_rows("mda", n, 2 * f < n, f"2f < n (f={f})")
-        d2, _, bad, _ = kernels.pairwise(x) if pw is None else pw
+        pw = kernels.pairwise(x) if pw is None else pw
+        w = self._weights(pw)
+        self.last_weights = kernels.one_hot(n, np.flatnonzero(w), x)
+        return kernels.combine(x, w, pw.bad)
+
+    def _weights(self, pw: kernels.Pairwise) -> np.ndarray:
+        """``1/(n - f)`` on a minimum-diameter subset."""
         # Squared distances order subsets like distances; a huge finite stand-in for inf
         # keeps the distance sums used for branch ordering finite.
-        keep = self.subset(np.where(np.isinf(d2), 1e300, d2))
-        idx = np.flatnonzero(keep)
-        w = np.zeros(n)
+        idx = np.flatnonzero(self.subset(np.where(np.isinf(pw.d2), 1e300, pw.d2)))
+        w = np.zeros(pw.d2.shape[0])
         w[idx] = 1.0 / len(idx)
-        self.last_weights = kernels.one_hot(n, idx, x)
-        return kernels.combine(x, w, bad)
+        return w
 
 
 def _has_cover(conflict: np.ndarray, alive: np.ndarray, k: int) -> bool:

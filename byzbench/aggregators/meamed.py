@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 
@@ -46,6 +49,12 @@ class MeaMed(Rule):
             return kernels.mean_around(s, kernels.median_sorted(s), n - f)
 
         return block
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same window mean on the merged sorted
+        columns, read from order statistics (no sort; bit-identical)."""
+        self._block(fam.n)
+        return line.window_mean(fam, self.f, kernels.median_sorted, self.batch)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one

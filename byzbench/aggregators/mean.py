@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,6 +39,10 @@ class Mean(Rule):
         n = x.shape[0]
         self.last_weights = torch.full((n,), 1.0 / max(n, 1), dtype=x.dtype, device=x.device)
         return x.mean(dim=0)
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the mean of each candidate's rows."""
+        return fam.combine(np.full((fam.k, fam.n), 1.0 / max(fam.n, 1)))
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 
@@ -40,6 +43,17 @@ class Median(Rule):
     def _block(self, n: int):
         kernels.check_rows("median", n, n >= 1, "n >= 1")
         return kernels.median_block
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the middle order statistics of the merged
+        columns, without a sort (bit-identical)."""
+        self._block(fam.n)
+        h = fam.n // 2
+
+        def reduce(stat, n):
+            return stat(h) if n % 2 else (stat(h - 1) + stat(h)) * stat(h).dtype.type(0.5)
+
+        return line.coordinatewise(fam, reduce, self.batch)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one

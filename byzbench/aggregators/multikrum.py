@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 
@@ -46,17 +49,29 @@ class MultiKrum(Rule):
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = kernels.batch_by_pairwise
 
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same selection on each candidate's
+        distances from the family's small Gram matrix."""
+        kernels.check_rows("multikrum", fam.n, fam.n >= 2 * self.f + 3, f"n >= 2f + 3 (f={self.f})")
+        return line.by_weights(fam, self._weights)
+
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
-        """``x [n, d] -> [d]`` (``pw``: ``kernels.pairwise(x)`` when the caller has it)."""
+        """``x [n, d] -> [d]``."""
         n, f = x.shape[0], self.f
         kernels.check_rows("multikrum", n, n >= 2 * f + 3, f"n >= 2f + 3 (f={f})")
+        pw = kernels.pairwise(x) if pw is None else pw
+        w = self._weights(pw)
+        self.last_weights = kernels.one_hot(n, np.flatnonzero(w), x)
+        return kernels.combine(x, w, pw.bad)
+
+    def _weights(self, pw: kernels.Pairwise) -> np.ndarray:
+        """``1/m`` on the m rows with the smallest scores."""
+        n, f, bad = pw.d2.shape[0], self.f, pw.bad
         m = min(n - f if self.m is None else self.m, n)
-        d2, _, bad, _ = kernels.pairwise(x) if pw is None else pw
-        scores = kernels.krum_scores(d2, n - f - self.k_offset)
+        scores = kernels.krum_scores(pw.d2, n - f - self.k_offset)
         scores[bad] = np.inf
         idx = kernels.stable_smallest(scores, min(m, int((~bad).sum()) or m))
         w = np.zeros(n)
         w[idx] = 1.0 / len(idx)
-        self.last_weights = kernels.one_hot(n, idx, x)
-        return kernels.combine(x, w, bad)
+        return w

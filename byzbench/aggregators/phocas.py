@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 
@@ -47,6 +50,13 @@ class Phocas(Rule):
             return kernels.mean_around(s, s[f: n - f].mean(0), n - f)
 
         return block
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): the same window mean on the merged sorted
+        columns, read from order statistics (no sort; bit-identical)."""
+        n, f = fam.n, self.f
+        self._block(n)
+        return line.window_mean(fam, f, lambda s: s[f: n - f].mean(0), self.batch)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one

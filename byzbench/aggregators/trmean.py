@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from byzbench import kernels, require
+from byzbench.aggregators import line
 from byzbench.stages import Rule
 
 
@@ -41,6 +44,20 @@ class TrMean(Rule):
         kernels.check_rows("trmean", n, 2 * f < n, f"2f < n (f={f})")
         # A selection (order statistics f .. n-f-1), not a full sort: kernels.order_mean.
         return lambda xc: kernels.order_mean(xc, f, n - f)
+
+    def line(self, fam: Any) -> Tensor:
+        """Line path (``aggregators.line``): order statistics f .. n-f-1 of the merged
+        columns summed in order (as ``kernels.order_mean``), without a sort."""
+        self._block(fam.n)
+        f = self.f
+
+        def reduce(stat, n):
+            acc = stat(f).copy()
+            for m in range(f + 1, n - f):
+                acc += stat(m)
+            return acc / acc.dtype.type(n - 2 * f)
+
+        return line.coordinatewise(fam, reduce, self.batch)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``: the k problems as the ``k * d`` columns of one

@@ -201,15 +201,29 @@ def mean_deviation(honest: Tensor, kind: str, gamma: float | None, gamma_max: fl
     constraint) capped at ``gamma_max`` (Shejwalkar & Houmansadr, NDSS 2021). The
     ``unit_vec`` and ``sign`` perturbations are multiplied by the length unit (``std``
     already scales with the gradients), so a given gamma or gamma_max is scale-free."""
-    mu = honest.mean(dim=0)
-    p = perturbation(honest, kind)
-    if kind != "std":
-        p = p * length_unit(honest, unit, mu)
+    mu, p = deviation_line(honest, kind, unit)
     if gamma is None:
         gamma = float(solve(mu, p))
         if gamma_max is not None:
             gamma = min(gamma, gamma_max)
     return mu - gamma * p, float(gamma)
+
+
+def deviation_line(honest: Tensor, kind: str, unit: str = "spread") -> tuple[Tensor, Tensor]:
+    """``(mu, p)``: the honest mean and the perturbation, times the length unit for
+    ``unit_vec`` and ``sign``; Min-Max's and Min-Sum's rows are ``mu - gamma p``."""
+    mu = honest.mean(dim=0)
+    p = perturbation(honest, kind)
+    if kind != "std":
+        p = p * length_unit(honest, unit, mu)
+    return mu, p
+
+
+def scale_line_of(attack: Any) -> Callable[..., Any] | None:
+    """The attack's ``scale_line(honest, ctx) -> (base, direction, signs) | None``
+    (its rows as a function of its scale parameter are ``base + v signs_j direction``),
+    or None where it declares none (``Attack.has_scale_line``)."""
+    return attack.scale_line if attack.has_scale_line() else None
 
 
 def perturbation(honest: Tensor, kind: str) -> Tensor:

@@ -49,6 +49,10 @@ class ALIE(Attack):
         if z is None and n is not None and f:
             alie_z_max(n, f, z_formula)  # fail at construction, not at round 0
 
+    def scale_line(self, honest: Tensor, ctx: RoundContext) -> tuple[Tensor, Tensor, None]:
+        """``(base, direction, None)``: the rows are ``mu - z sigma``."""
+        return honest.mean(dim=0), -honest_std(honest), None
+
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         if ctx.f == 0:
             return empty_rows(honest)

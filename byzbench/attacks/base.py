@@ -110,6 +110,20 @@ class RoundContext:
         xp = xs if order is None else xs.index_select(1, order)
         return p.query_batch(xp, None if self.server_randomness else int(self.query_seed))
 
+    def query_line(self, honest: Tensor, base: Tensor, direction: Tensor, scales: Tensor,
+                   signs: Tensor | None = None) -> Tensor:
+        """``[k, d]``: ``query`` of ``cat(honest, f rows base + scales[i] signs_j
+        direction)`` for every scale (``signs [f]``, default all 1): a line of
+        candidates in one pipeline call, the honest rows' work done once
+        (``Pipeline.query_line``)."""
+        p = self.pipeline
+        if p is None:
+            raise RuntimeError("this attack needs the aggregation pipeline, none in context")
+        order = self.query_order(honest.device) if honest.shape[0] + self.f == self.n else None
+        return p.query_line(honest, base, direction, scales, order,
+                            None if self.server_randomness else int(self.query_seed),
+                            f=self.f, signs=signs)
+
 
 class Attack(Stateful):
     """Base of every attack. Declared capabilities (class attributes; an instance may
@@ -157,6 +171,19 @@ class Attack(Stateful):
         """The Byzantine workers' minibatch ``(x [r, B, ...], y [r, B])`` as they train on
         it (``poisons_data`` only; identity by default): new tensors, or the inputs."""
         return x, y
+
+    def scale_line(self, honest: Tensor, ctx: RoundContext
+                   ) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        """Its rows as a function of its scale parameter, ``base + v signs_j direction``
+        (``(base [d], direction [d], signs [f] | None)``), or None this round: the tuner
+        then queries the whole line in one ``ctx.query_line`` call. Declared by
+        overriding (:meth:`has_scale_line`)."""
+        return None
+
+    @classmethod
+    def has_scale_line(cls) -> bool:
+        """Whether the class overrides :meth:`scale_line`."""
+        return cls.scale_line is not Attack.scale_line
 
     def evaluators(self) -> list[Callable]:
         """Extra evaluations ``(model, theta, data, split) -> dict[str, Tensor]`` the run

@@ -14,10 +14,9 @@ from byzbench.attacks._ops import (
     empty_rows,
     largest_true,
     length_unit,
-    query_candidates,
 )
 from byzbench.attacks.base import Attack, RoundContext, repeat_rows
-from byzbench.attacks.search import check_search, maximize
+from byzbench.attacks.search import check_search, maximize_line
 
 DIRECTIONS = ("max_var", "coordinate", "linf", "vector")
 MODES = ("adaptive", "largest_kept", "norm")
@@ -153,6 +152,15 @@ class FiniteNorm(Attack):
         e[j] = 1.0
         return e
 
+    def scale_line(self, honest: Tensor, ctx: RoundContext
+                   ) -> tuple[Tensor, Tensor, None] | None:
+        """``(base, direction, None)``: with ``mode: norm`` the rows are
+        ``mu + gamma L e`` (None in the other modes, which ignore gamma)."""
+        if self.mode != "norm":
+            return None
+        mu = honest.mean(dim=0)
+        return mu, self.unit_direction(honest) * length_unit(honest, self.unit, mu), None
+
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         self.last_evals = 0
         if ctx.f == 0:
@@ -162,13 +170,8 @@ class FiniteNorm(Attack):
         if self.mode == "norm":
             gamma = self.gamma
         elif self.mode == "adaptive":
-            def along(gs: Tensor) -> Tensor:
-                def rows(g: float) -> Tensor:
-                    return repeat_rows(mu + g * e, ctx.f)
-
-                return (query_candidates(ctx, honest, rows, gs.tolist()) - mu) @ e
-
-            res = maximize(along, self.lo, self.cap, self.budget, self.search)
+            res = maximize_line(ctx, honest, mu, e, lambda aggs: (aggs - mu) @ e, self.lo,
+                                self.cap, self.budget, self.search)
             gamma, self.last_evals = res.x, res.evals
         else:
             gamma = self.adaptive_gamma(honest, mu, e, ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from byzbench.attacks.base import Attack, RoundContext, repeat_rows
@@ -25,6 +26,11 @@ class IPM(Attack):
 
     def __init__(self, eps: float = 0.1):
         self.eps = float(eps)
+
+    def scale_line(self, honest: Tensor, ctx: RoundContext) -> tuple[Tensor, Tensor, None]:
+        """``(base, direction, None)``: the rows are ``0 - eps mu``."""
+        mu = honest.mean(dim=0)
+        return torch.zeros_like(mu), -mu, None
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         return repeat_rows(-self.eps * honest.mean(dim=0), ctx.f)

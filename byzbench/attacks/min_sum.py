@@ -7,6 +7,7 @@ from torch import Tensor
 from byzbench import require
 from byzbench.attacks._ops import (
     check_deviation,
+    deviation_line,
     empty_rows,
     largest_scale_sum_sq,
     mean_deviation,
@@ -53,6 +54,11 @@ class MinSum(Attack):
         self.gamma = None if gamma is None else float(gamma)
         self.gamma_max = None if gamma_max is None else float(gamma_max)
         self.last_gamma: float | None = None
+
+    def scale_line(self, honest: Tensor, ctx: RoundContext) -> tuple[Tensor, Tensor, None]:
+        """``(base, direction, None)``: with gamma fixed the rows are ``mu - gamma p``."""
+        mu, p = deviation_line(honest, self.perturbation, self.unit)
+        return mu, -p, None
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         if ctx.f == 0:

@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -165,6 +166,22 @@ def maximize(objective: Objective, lo: float, hi: float, budget: int, method: st
         tr.eval([math.sqrt(bx * other)])
     x, v = tr.best()
     return SearchResult(x=x, value=v, evals=len(tr.xs))
+
+
+def maximize_line(ctx: Any, honest: Tensor, base: Tensor, direction: Tensor,
+                  score: Callable[[Tensor], Tensor], lo: float, hi: float, budget: int,
+                  method: str = "scan", signs: Tensor | None = None,
+                  **kw: float) -> SearchResult:
+    """:func:`maximize` of ``score(aggregates [k, d]) -> [k]`` over the scales c of
+    the line of candidates ``honest + f rows base + c signs_j direction``, each batch
+    of scales one ``ctx.query_line`` (the honest rows' work done once per round): how
+    every line-search attack queries the pipeline. ``kw``: ``start``, ``delta``,
+    ``ratio`` of ``method="lpd"`` or ``"byzfl"``."""
+
+    def objective(cs: Tensor) -> Tensor:
+        return score(ctx.query_line(honest, base, direction, cs, signs))
+
+    return maximize(objective, lo, hi, budget, method, **kw)
 
 
 def _line(objective: Objective, evals: int, start: float, delta: float, ratio: float,

@@ -17,11 +17,10 @@ from byzbench.attacks._ops import (
     length_unit,
     max_pairwise_distance,
     medoid,
-    query_candidates,
     unit,
 )
 from byzbench.attacks.base import Attack, RoundContext
-from byzbench.attacks.search import check_search, maximize
+from byzbench.attacks.search import check_search, maximize_line
 
 PIVOTS = ("median", "mean", "medoid")
 DIRECTIONS = ("pivot", "std", "sign")
@@ -165,6 +164,15 @@ class Seesaw(Attack):
             s[(f + 1) // 2 :] *= -1.0
         return s
 
+    def scale_line(self, honest: Tensor, ctx: RoundContext
+                   ) -> tuple[Tensor, Tensor, Tensor] | None:
+        """``(base, direction, signs)``: with ``magnitude: fixed`` the rows are
+        ``base + lam signs_j direction`` (None with jitter: rows off the line)."""
+        if self.jitter > 0 or self.magnitude != "fixed":
+            return None
+        r, u = self.pivot_and_direction(honest)
+        return r, -length_unit(honest, self.unit, r) * u, self.row_signs(ctx.t, ctx.f, honest)
+
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         f = ctx.f
         self.last_evals = 0
@@ -191,11 +199,12 @@ class Seesaw(Attack):
             lam = min(float(lam_t) / L, self.cap) if L > 0 else 0.0
         else:
 
-            def displacement(lams: Tensor) -> Tensor:
-                along = (query_candidates(ctx, honest, rows, lams.tolist()) - r) @ u
+            def displacement(aggs: Tensor) -> Tensor:
+                along = (aggs - r) @ u
                 return -s * along if self.groups == 1 or f == 1 else along.abs()
 
-            res = maximize(displacement, self.lo, self.cap, self.budget, self.search)
+            res = maximize_line(ctx, honest, r, -L * u, displacement, self.lo, self.cap,
+                                self.budget, self.search, signs=signs)
             lam, self.last_evals = res.x, res.evals
         self.last_lambda = lam
         b = rows(lam)

@@ -10,9 +10,9 @@ import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.attacks._ops import query_candidates
+from byzbench.attacks._ops import query_candidates, scale_line_of
 from byzbench.attacks.base import Attack, RoundContext
-from byzbench.attacks.search import SEARCHES, check_search, maximize
+from byzbench.attacks.search import SEARCHES, check_search, maximize, maximize_line
 
 AUTO_MIN, AUTO_MAX, AUTO_WORK = 16, 512, 16_000
 
@@ -140,15 +140,22 @@ class Tuned(Attack):
             setattr(self.attack, self.param, v)
             return self.attack(honest, ctx)
 
-        def damage(vs: Tensor) -> Tensor:
-            aggs = query_candidates(ctx, honest, run, [float(v) for v in vs])
+        def score(aggs: Tensor) -> Tensor:
             return torch.linalg.vector_norm(aggs - mu, dim=1)
 
         budget = self.budget
         if budget == "auto":
             budget = auto_budget(honest.shape[1]) if self.search == "scan" else AUTO_MIN
-        res = maximize(damage, self.lo, self.hi, budget, self.search,
-                       start=self.start, delta=self.delta, ratio=self.ratio)
+        kw = {"start": self.start, "delta": self.delta, "ratio": self.ratio}
+        scale_line = scale_line_of(self.attack)
+        line = None if scale_line is None else scale_line(honest, ctx)
+        if line is not None:  # rows base + v signs_j direction: one line query per batch
+            base, direction, signs = line
+            res = maximize_line(ctx, honest, base, direction, score, self.lo, self.hi,
+                                budget, self.search, signs=signs, **kw)
+        else:
+            res = maximize(lambda vs: score(query_candidates(ctx, honest, run, vs.tolist())),
+                           self.lo, self.hi, budget, self.search, **kw)
         self.last_scale, self.last_evals = res.x, res.evals
         return run(res.x)
 

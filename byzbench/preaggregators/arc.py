@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -57,6 +59,18 @@ class ARC(PreAggregator):
         # Rows at or below C keep scale 1 (also when C = 0 and the row is 0: no 0/0).
         scale = torch.where(norms > c, c / norms, torch.ones_like(norms))
         return torch.mul(x, scale.unsqueeze(1), out=kernels.reusable(self, tuple(x.shape), x))
+
+    def line(self, fam: Any) -> Any:
+        """Line path (``aggregators.line``): row norms from the family's Gram matrix,
+        the same threshold per candidate, the rows scaled."""
+        n = fam.n
+        k = math.floor(2 * self.f * (n - self.f) / n) if n else 0
+        if k == 0:
+            return fam
+        norms = np.nan_to_num(np.sqrt(fam.sq_norms()), nan=math.inf)
+        c = -np.sort(-norms, axis=1)[:, min(k, n - 1), None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fam.scale_rows(np.where(norms > c, c / norms, 1.0))
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, n, d]`` (a new tensor; ``last_threshold`` not set)."""

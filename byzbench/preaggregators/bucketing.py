@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from byzbench import kernels, require
+from byzbench import host, kernels, require
 from byzbench.stages import PreAggregator
 
 
@@ -52,6 +54,17 @@ class Bucketing(PreAggregator):
             generator = torch.Generator().manual_seed(0)
         self.generator = generator
         self.last_mixing: Tensor | None = None
+
+    def line(self, fam: Any) -> Any:
+        """Line path (``aggregators.line``): the same permutation (one draw, as
+        ``batch``), bucket means as a mixing of the family."""
+        n, s = fam.n, self.s
+        gen = self.generator
+        perm = host.to_host(torch.randperm(n, generator=gen, device=gen.device)).numpy()
+        bucket = np.arange(n) // s
+        mix = np.zeros((-(-n // s), n))
+        mix[bucket, perm] = 1.0 / np.minimum(s, n - bucket * s)
+        return fam.mix(mix)
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, ceil(n/s), d]``: one permutation for all k (what k

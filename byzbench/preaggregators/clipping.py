@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,6 +44,12 @@ class Clipping(PreAggregator):
         norms = torch.linalg.vector_norm(x, dim=1)
         scale = torch.clamp(self.threshold / norms, max=1.0)
         return torch.mul(x, scale.unsqueeze(1), out=kernels.reusable(self, tuple(x.shape), x))
+
+    def line(self, fam: Any) -> Any:
+        """Line path (``aggregators.line``): row norms from the family's Gram matrix
+        (quadratics in the scale), the rows scaled."""
+        with np.errstate(divide="ignore"):
+            return fam.scale_rows(np.minimum(self.threshold / np.sqrt(fam.sq_norms()), 1.0))
 
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, n, d]`` (a new tensor)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -68,9 +70,26 @@ class NNM(PreAggregator):
         w = torch.as_tensor(np.stack(mixes), dtype=xs.dtype).to(xs.device)
         return torch.bmm(w, xs)
 
+    def line(self, fam: Any) -> Any:
+        """Line path (``aggregators.line``): the same neighbours from each candidate's
+        distances on the family's small Gram matrix; the output family is the mixing
+        of the input one."""
+        n, f = fam.n, self.f
+        kernels.check_rows("nnm", n, f < n, f"f < n (f={f})")
+        mixes = []
+        for pw in fam.pairwise():
+            mix = neighbour_mixing(pw.d2, n - f)
+            bad = pw.bad
+            if bad.any():  # as the call: bad rows pass through, nobody mixes them in
+                mix[bad] = 0.0
+                mix[bad, np.flatnonzero(bad)] = 1.0
+                mix[np.ix_(~bad, bad)] = 0.0
+            mixes.append(mix)
+        return fam.mix(np.stack(mixes))
+
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:
-        """``x [n, d] -> [n, d]`` (``pw``: ``kernels.pairwise(x)`` when known)."""
+        """``x [n, d] -> [n, d]``."""
         n, f = x.shape[0], self.f
         kernels.check_rows("nnm", n, f < n, f"f < n (f={f})")
         d2, _, bad, _ = kernels.pairwise(x) if pw is None else pw
