@@ -139,7 +139,9 @@ def build_gossip(node: dict, spec: ClusterSpec, b: Builders) -> Gossip:
     t = dict(node)
     device = b.device
     t.pop("name", None)
-    gnode = dict(t.pop("graph", {}) or {})
+    g = t.pop("graph", {}) or {}
+    # topology.graph=<name> (a string) is short for topology.graph.name=<name>.
+    gnode = {"name": g} if isinstance(g, str) else dict(g)
     gname = gnode.pop("name", "ring")
     gnode = {k: v for k, v in gnode.items() if v is not None}
     bnode = dict(t.pop("byzantine", {}) or {})

@@ -52,6 +52,11 @@ def test_complete_graph_mean_equals_parameter_server(tmp_path, solver):
         assert b == pytest.approx(a, rel=1e-5, abs=1e-6), (split, metric)
     cons = _series(gs, "train", "consensus")
     assert len(cons) == 6 and max(cons) < 1e-10
+    # The command as written: topology.graph=complete (short for .name) with the
+    # default Metropolis weights, which on a complete graph are uniform.
+    gm = _run(tmp_path, "gossip_short", *common, *GOSSIP, "topology.graph=complete")
+    assert _series(gm, "train", "loss") == pytest.approx(_series(ps, "train", "loss"),
+                                                          rel=1e-5, abs=1e-6)
     # gossip_avg with uniform weights is the neighbourhood mean: the same run.
     ga = _run(tmp_path, "gavg", *common, *GOSSIP, "topology.graph.name=complete",
               "topology.weights=uniform", "agg=gossip/gossip_avg")

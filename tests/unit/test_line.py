@@ -84,9 +84,21 @@ def _check(pipe: Pipeline, kind: str, dtype: torch.dtype, ulps: float = 8.0) -> 
         atol += 10 * rule.tol * spread
     torch.testing.assert_close(got, ref, rtol=0, atol=atol, equal_nan=True)
     if hasattr(rule, "_weights") and type(rule).__name__ != "GeoMed" and not pipe.preaggs:
-        mats = [_pw(x) for x in fam.materialize()]
-        for pw_line, pw_mat in zip(fam.pairwise(), mats):  # the same selection
-            assert np.array_equal(rule._weights(pw_line), rule._weights(pw_mat))
+        xs = fam.materialize()
+        for x, pw_line in zip(xs, fam.pairwise()):  # the same selection
+            w_line, w_mat = rule._weights(pw_line), rule._weights(_pw(x))
+            # The f Byzantine rows of a candidate are identical: a selection among them
+            # is a tie, broken by rounding; the selected rows' values must agree.
+            assert np.array_equal(w_line > 0, w_mat > 0) or _same_rows(x, w_line, w_mat)
+
+
+def _same_rows(x: torch.Tensor, w1: np.ndarray, w2: np.ndarray) -> bool:
+    """Whether the rows weighted by ``w1`` and ``w2`` are the same multiset of rows with
+    the same weights (ties among identical rows)."""
+    def key(w):
+        rows = [(tuple(x[i].tolist()), float(w[i])) for i in np.flatnonzero(w)]
+        return sorted(rows)
+    return key(w1) == key(w2)
 
 
 def _pw(x):
