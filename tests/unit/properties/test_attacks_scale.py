@@ -14,9 +14,9 @@ from byzbench.aggregators.median import Median
 from byzbench.aggregators.trmean import TrMean
 from byzbench.attacks.base import RoundContext
 from byzbench.preaggregators.nnm import NNM
-from tests.unit.test_attacks import YAMLS, instantiate_attack, load
 
 from .helpers import D, F, N
+from .test_attacks import YAMLS, instantiate_attack, load
 
 # Absolute by definition, with the reason (docs/ATTACKS.md lists them too).
 ABSOLUTE = {

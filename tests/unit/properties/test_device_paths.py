@@ -112,7 +112,7 @@ INPUTS = {"logreg": (1, 8, 8), "mlp": (1, 8, 8), "lenet": (1, 28, 28), "resnet20
 @pytest.mark.parametrize("yaml", MODELS, ids=[p.stem for p in MODELS])
 def test_vectorized_gradients_match_loop_on_every_path(yaml, path):
     if path.type == "cpu" and yaml.stem not in ("logreg", "mlp"):
-        pytest.skip("CPU: tests/unit/test_models.py checks every model (seconds each here)")
+        pytest.skip("CPU: tests/unit/models/test_models.py checks every model (seconds each here)")
     shape = INPUTS.get(yaml.stem, (3, 16, 16))
     torch.manual_seed(0)
     model = instantiate_component(OmegaConf.to_container(OmegaConf.load(yaml)), "model",

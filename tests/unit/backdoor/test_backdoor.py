@@ -25,7 +25,7 @@ from byzbench.build import instantiate_component
 from byzbench.data.base import Dataset
 from byzbench.grads import flat_params
 
-CONF = Path(__file__).resolve().parents[2] / "byzbench" / "conf"
+CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf"
 f64 = torch.float64
 
 

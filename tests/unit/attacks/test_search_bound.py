@@ -15,7 +15,7 @@ import pytest
 from byzbench.attacks.tuning import auto_budget
 
 pytest.importorskip("byzbench.aggregators.krum")
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "tuned_vs_scan.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "tuned_vs_scan.py"
 spec = importlib.util.spec_from_file_location("tuned_vs_scan", SCRIPT)
 tvs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tvs)

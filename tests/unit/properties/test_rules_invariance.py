@@ -30,7 +30,7 @@ from byzbench.aggregators.base import Pipeline
 from byzbench.aggregators.krum import Krum
 from byzbench.build import instantiate_component
 
-CONF = Path(__file__).resolve().parents[2] / "byzbench" / "conf"
+CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf"
 AGGS = sorted((CONF / "agg").glob("*.yaml"))
 PREAGGS = sorted((CONF / "preagg").glob("*.yaml"))
 ALL = [("agg", p) for p in AGGS] + [("preagg", p) for p in PREAGGS]

@@ -16,7 +16,7 @@ from byzbench.aggregators import line
 from byzbench.aggregators.base import Pipeline
 from byzbench.build import instantiate_component
 
-CONF = Path(__file__).resolve().parents[2] / "byzbench" / "conf"
+CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf"
 H, F, D = 12, 3, 40  # n = 15: every rule accepts it (bulyan: 4f + 3)
 N = H + F
 SCALES = torch.tensor([0.0, 0.03, 0.3, 1.0, 3.0, 30.0], dtype=torch.float64)

@@ -17,7 +17,7 @@ from byzbench.attacks.base import RoundContext
 from byzbench.build import build_attack
 from byzbench.config import cluster_spec
 
-CONF = Path(__file__).resolve().parents[2] / "byzbench" / "conf" / "attack"
+CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf" / "attack"
 ADAPTIVE = ["seesaw", "directional_deviation", "finite_norm"]
 TUNED_ON_A_LINE = ["alie", "ipm", "min_max", "min_sum", "seesaw", "directional_deviation",
                    "finite_norm"]

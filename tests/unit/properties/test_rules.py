@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from byzbench.build import instantiate_component
 
-CONF = Path(__file__).resolve().parents[2] / "byzbench" / "conf"
+CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf"
 RULES = sorted((CONF / "agg").glob("*.yaml"))
 NAMES = [p.stem for p in RULES]
 N, F, D = 15, 3, 40  # every rule accepts n = 15, f = 3 (bulyan: 4f + 3 = 15)

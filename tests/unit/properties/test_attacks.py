@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from byzbench.aggregators.base import Pipeline
 from byzbench.attacks.base import RoundContext
 
-CONF = Path(__file__).resolve().parents[2] / "byzbench" / "conf" / "attack"
+CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf" / "attack"
 YAMLS = sorted(CONF.glob("*.yaml"))
 N, F, D, C = 9, 3, 6, 10  # 10 classes: the backdoors target label 6 (FLPoison)
 
