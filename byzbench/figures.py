@@ -60,7 +60,7 @@ def _sel(df: pd.DataFrame, col: str | None, v) -> pd.DataFrame:
 def convergence_grid(results: pd.DataFrame, runs: pd.DataFrame, stem: Path,
                      split: str = "test", metric: str = "accuracy", rows: str = "rule_label",
                      cols: str = "solver", lines: str = "attack_label",
-                     order: dict | None = None) -> list[Path]:
+                     order: dict | None = None, logy: bool = False) -> list[Path]:
     """One figure per combination of the other swept axes: ``split/metric`` versus round,
     subplot grid ``rows x cols``, one line per value of ``lines`` (mean over seeds, band
     = +-1 sd). Runs that stopped early (diverged) contribute only their logged rounds.
@@ -69,6 +69,7 @@ def convergence_grid(results: pd.DataFrame, runs: pd.DataFrame, stem: Path,
         results: the tidy store (``report.load_results``).
         runs: one row per run (``report.load_runs``).
         stem: output path without suffix; a suffix naming the other axes is appended.
+        logy: a log y axis (e.g. the gossip consensus distance, which spans decades).
     """
     order = order or {}
     runs = report.add_labels(runs) if "attack_label" not in runs else runs
@@ -97,6 +98,8 @@ def convergence_grid(results: pd.DataFrame, runs: pd.DataFrame, stem: Path,
                     sd = st["std"].fillna(0.0)
                     ax.plot(st["round"], st["mean"], color=colors[k % 10], lw=1.3,
                             label=str(ln) if ln is not None else metric)
+                    if logy:
+                        ax.set_yscale("log")
                     ax.fill_between(st["round"], st["mean"] - sd, st["mean"] + sd,
                                     color=colors[k % 10], alpha=0.2, lw=0)
                 if metric == "loss" or metric.startswith("loss"):
