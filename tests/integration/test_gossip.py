@@ -96,6 +96,7 @@ def test_every_rule_runs_in_gossip_mode(agg):
     assert exp.log.last("train", "consensus") is not None
 
 
+@pytest.mark.slow  # every attack x a gossip run; the fast suite keeps every rule
 @pytest.mark.parametrize("attack", _options("attack"))
 def test_every_attack_runs_in_gossip_mode(attack):
     res, exp = _gossip_run(f"attack={attack}", "agg=gossip/clipped_gossip")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from byzbench import report
 
@@ -27,6 +28,7 @@ def test_single_run_prints_its_dir(tmp_path, monkeypatch, capsys):
     assert f"byzbench: run dir {out}" in capsys.readouterr().out.splitlines()
 
 
+@pytest.mark.slow  # a 4-run CLI sweep (10 s): the fast suite keeps test_cli's sweep
 def test_glob_sweep_over_attacks_prints_sweep_dir_and_reports(tmp_path):
     """``attack='glob(mi*,exclude=[mimic])'`` composes to every attack option starting
     with mi except mimic (min_max, min_sum), as the README's every-attack command does."""
