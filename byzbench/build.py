@@ -124,8 +124,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
-                   generator: torch.Generator | None) -> Pipeline:
-    """Pre-aggregators in order (each told the rows it receives), then the rule."""
+                   generator: torch.Generator | None, topology: str = "server") -> Pipeline:
+    """Pre-aggregators in order (each told the rows it receives), then the rule; each
+    must declare ``topology`` among its ``topologies``."""
     preaggs = []
     rows = n
     items = _plain(preagg_cfg or {})
@@ -133,9 +134,11 @@ def build_pipeline(preagg_cfg: Any, agg_cfg: Any, n: int, f: int,
         p = as_stage(instantiate_component(node, f"preagg.{key}", n=rows, f=f,
                                            generator=generator), "preagg", rows)
         rows = int(p.n_out)
+        p.check_topology(topology, f"preagg.{key}", type(p).__name__)
         preaggs.append(p)
     rule = as_stage(instantiate_component(agg_cfg, "agg", n=rows, f=f, generator=generator),
                     "rule")
+    rule.check_topology(topology, "agg", type(rule).__name__)
     # Row identities (an honest row, each row's owner) survive only row-preserving
     # pre-aggregators.
     per_row = sorted(rule.needs & {"honest_row", "worker_ids"})
@@ -164,7 +167,7 @@ def hold_out_root(pipeline: Pipeline, data: Any,
 
 
 def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int,
-                 data: Any = None) -> Attack:
+                 data: Any = None, topology: str = "server") -> Attack:
     """The attack, optionally wrapped in the generic per-round scale tuner. The key
     ``server_randomness`` (any attack) sets what its pipeline queries may see. With
     ``data``, attacks that take them get the input shape and ``input_range()``."""
@@ -184,6 +187,7 @@ def build_attack(attack_cfg: Any, spec: ClusterSpec, num_classes: int,
     attack = as_attack(instantiate_component(node, "attack", n=spec.n, f=spec.f,
                                              f_declared=spec.f_declared,
                                              num_classes=num_classes, **shapes))
+    attack.check_topology(topology, "attack", type(attack).__name__)
     if tune:
         extra = tune if isinstance(tune, dict) else {}
         attack = instantiate_component(
@@ -283,8 +287,8 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
 
     agg_gen = make_generator(seed, "agg", device)
     topology = build_topology(_plain(cfg.topology or {}), spec, Builders(
-        pipeline=lambda m, f: build_pipeline(cfg.preagg, cfg.agg, m, f, agg_gen),
-        attack=lambda s: build_attack(cfg.attack, s, data.num_classes, data),
+        pipeline=lambda m, f: build_pipeline(cfg.preagg, cfg.agg, m, f, agg_gen, "gossip"),
+        attack=lambda s: build_attack(cfg.attack, s, data.num_classes, data, "gossip"),
         solver=lambda rows: build_solver(cfg.solver, cfg.schedule, rows),
         seed=stream_seed(seed, "byz_ids"), device=device,
         worker_momentum=float(cfg.worker_momentum), preagg=_plain(cfg.preagg)))
@@ -316,6 +320,8 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     model = model.to(device)
     data = data.to(device)
     theta = flat_params(model).requires_grad_(True)
+    if topology is not None:
+        topology.start(theta)  # the nodes' parameters and solver, before any resume
     info["d"] = int(theta.numel())
     info["grad_path"] = choose_grad_path(
         model, device, cfg.grad_path, task=data.task,
@@ -328,7 +334,8 @@ def build_experiment(cfg: Any) -> tuple[Any, dict[str, Any]]:
     algo_cfg = cfg.get("algorithm") or {"_target_": "byzbench.algorithms.dsgd.DSGD"}
     workers = instantiate_component(algo_cfg, "algorithm", model=model, task=data.task,
                                     grad_path=info["grad_path"])
-    attack = build_attack(cfg.attack, spec, data.num_classes, data)
+    attack = build_attack(cfg.attack, spec, data.num_classes, data,
+                          "server" if topology is None else "gossip")
     if byz_data == "none" and spec.f > 0 and attack.computes:
         raise ConfigError(
             "cluster.byz_data='none' is invalid for this attack: its Byzantine workers "

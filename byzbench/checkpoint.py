@@ -8,7 +8,9 @@ declared state (``state_dict()``), the workers' (algorithm's) state, every gener
 state (row permutation, sampling, attack, query, participation, the pipeline stages',
 torch's global CPU generator that dropout draws from, and CUDA's on a GPU run), the
 previous aggregate, the round, the round-0 statistics, the metrics logged so far, the
-config hash and the device.
+config hash and the device; with ``topology=gossip`` also every node's parameters and
+solver state, and every node pipeline's and per-recipient attack's state
+(``Gossip.state_dict``).
 
 Files: ``<run dir>/checkpoints/round_<t>.pt``, written to a temporary file that is
 renamed into place (``os.replace``) once complete; the one before is kept (the fallback
@@ -137,6 +139,7 @@ def experiment_state(exp: Experiment, rs: RoundState) -> dict[str, Any]:
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
         "log": exp.log.state_dict(),
+        "topology": None if exp.topology is None else exp.topology.state_dict(),
     }
     return to_plain(state)
 
@@ -164,6 +167,8 @@ def load_experiment_state(exp: Experiment, state: dict[str, Any]) -> RoundState:
     if st["cuda_rng"] is not None:
         torch.cuda.set_rng_state(st["cuda_rng"], exp.theta.device)
     exp.log.load_state_dict(st["log"])
+    if exp.topology is not None:
+        exp.topology.load_state_dict(st["topology"])
     return RoundState(t=int(st["round"]), prev_u=st["prev_u"], extra=dict(st["extra"]))
 
 

@@ -202,3 +202,18 @@ def validate_top(cfg: Any) -> None:
     t = cfg.threads
     require(t == "auto" or (isinstance(t, int) and 1 <= t <= 1024), "threads", t,
             "auto or an integer in [1, 1024]")
+
+
+def declared_topologies(path: Any) -> frozenset[str]:
+    """The topologies the component of an option YAML declares (``Stateful.topologies``
+    of its ``_target_``); an option whose target declares none (a dataset, a model, a
+    builder function) runs in every topology."""
+    from pathlib import Path
+
+    from hydra.utils import get_object
+
+    from byzbench.stages import TOPOLOGIES
+
+    target = OmegaConf.load(Path(path)).get("_target_")
+    obj = get_object(target) if isinstance(target, str) else None
+    return frozenset(getattr(obj, "topologies", TOPOLOGIES))

@@ -291,8 +291,8 @@ def train(exp: Experiment, start: RoundState | None = None,
     ``diverged``) at the first non-finite aggregate, parameter vector or honest training
     loss. ``after_round(exp, state)`` runs at the end of each round (checkpoints); True
     stops the run (status ``preempted``)."""
-    if exp.topology is not None:  # topology=gossip: byzbench.topology.train (no checkpoints)
-        return exp.topology.train(exp)
+    if exp.topology is not None:  # topology=gossip: byzbench.topology.train
+        return exp.topology.train(exp, start, after_round)
     log, lap, theta = exp.log, exp.lap or _no_lap, exp.theta
     rs = start or RoundState()
     status = "ok"

@@ -30,6 +30,8 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import Tensor
 
+from byzbench import ConfigError
+
 SIDE_INPUTS = frozenset({"server_grad", "worker_ids", "honest_row"})
 
 
@@ -58,15 +60,23 @@ def _copy(v: Any) -> Any:
     return copy.deepcopy(v)
 
 
+TOPOLOGIES = frozenset({"server", "gossip"})
+
+
 class Stateful:
     """``state_dict`` / ``load_state_dict`` over the declared ``state_keys`` and
-    ``generator_keys`` (torch-style: the dict holds copies; loading copies back)."""
+    ``generator_keys`` (torch-style: the dict holds copies; loading copies back).
+
+    ``topologies`` (both ``server`` and ``gossip``): the topologies a rule,
+    pre-aggregator or attack runs in. The build refuses any other with one line; the
+    per-node gossip rules and the graph attacks declare ``{"gossip"}``."""
 
     state_keys: ClassVar[tuple[str, ...]] = ()
     generator_keys: ClassVar[tuple[str, ...]] = ()
     substages: ClassVar[tuple[str, ...]] = ()
+    topologies: ClassVar[frozenset[str]] = TOPOLOGIES
     capabilities: ClassVar[frozenset[str]] = frozenset({"state_keys", "generator_keys",
-                                                         "substages"})
+                                                         "substages", "topologies"})
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -78,6 +88,16 @@ class Stateful:
                 continue
             raise TypeError(f"{cls.__qualname__}.{name} is not a declared capability of "
                             f"{cls.__mro__[1].__name__}: allowed {', '.join(sorted(allowed))}")
+        if not cls.topologies or not cls.topologies <= TOPOLOGIES:
+            raise TypeError(f"{cls.__qualname__}.topologies={sorted(cls.topologies)}: a "
+                            f"non-empty subset of {sorted(TOPOLOGIES)}")
+
+    @classmethod
+    def check_topology(cls, topology: str, where: str, name: str) -> None:
+        """One ConfigError line unless ``topology`` is one this class declares."""
+        if topology not in cls.topologies:
+            raise ConfigError(f"{where}={name} is invalid with topology={topology}: it runs "
+                              f"with topology={'|'.join(sorted(cls.topologies))} only")
 
     def state_dict(self) -> dict[str, Any]:
         """Copies of the declared state and the generators' states."""

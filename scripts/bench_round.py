@@ -207,11 +207,11 @@ def bench_gossip(sizes: list[int], rounds: int, device: str) -> None:
         rows = [("server, mean", t_ps),
                 ("gossip ring, mean", round_time([*clean, *g], rounds)),
                 ("gossip ring, clipped_gossip", round_time(
-                    [*clean, *g, "agg=gossip/clipped_gossip"], rounds)),
+                    [*clean, *g, "agg=clipped_gossip"], rounds)),
                 (f"gossip erdos_renyi p={p:.3g}, mean", round_time([*clean, *g, *er], rounds)),
                 (f"gossip erdos_renyi, clipped_gossip, alie f={n // 10}", round_time(
                     [*base, *g, *er, "cluster.byz_frac=0.1", "attack=alie",
-                     "agg=gossip/clipped_gossip"], rounds))]
+                     "agg=clipped_gossip"], rounds))]
         for name, t in rows:
             print(f"{n:>5} {name:<44}{1e3 * t:>10.2f}{t / t_ps:>9.2f}x")
     print("target: gossip ring / server <= 3x at the same n")

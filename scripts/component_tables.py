@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from byzbench.config import declared_topologies
 from byzbench.report.tables import replace_between
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,8 +20,8 @@ GROUPS = [("attack", "Attacks"), ("agg", "Aggregation rules"), ("preagg", "Pre-a
           ("schedule", "Learning-rate schedules"),
           ("dataset", "Datasets"), ("model", "Models"), ("partition", "Partitions"),
           ("topology", "Topologies (where aggregation happens)"),
-          ("agg/gossip", "Gossip rules (per node, with topology=gossip)"),
-          ("attack/gossip", "Gossip attacks (per recipient, with topology=gossip)"),
+          ("agg", "Gossip rules (per node, with topology=gossip)"),
+          ("attack", "Gossip attacks (per recipient, with topology=gossip)"),
           ("experiment", "Experiments (sweeps)")]
 START, END = "<!-- components:start -->", "<!-- components:end -->"
 
@@ -44,13 +45,14 @@ def tables() -> str:
            "name is the label in every table and plot. `byzbench <group>=<option>` selects it, "
            "`<group>.<param>=value` overrides a parameter.", ""]
     for group, title in GROUPS:
-        files = sorted((CONF / group).glob("*.yaml"))
+        # gossip-only options (declared topologies = {gossip}) get their own tables
+        gossip = title.startswith("Gossip")
+        files = [f for f in sorted((CONF / group).glob("*.yaml"))
+                 if (declared_topologies(f) == {"gossip"}) == gossip]
         if not files:
             continue
-        base, _, sub = group.partition("/")  # a subfolder's options are <sub>/<stem>
-        prefix = f"{sub}/" if sub else ""
-        out += [f"### {title} (`{base}=`)", "", "| option | what |", "|---|---|"]
-        out += [f"| `{prefix}{f.stem}` | {header(f)} |" for f in files]
+        out += [f"### {title} (`{group}=`)", "", "| option | what |", "|---|---|"]
+        out += [f"| `{f.stem}` | {header(f)} |" for f in files]
         out.append("")
     return "\n".join(out)
 

@@ -3,6 +3,7 @@ docs/STUDY.md and README.md between their ``study-results`` / ``study-summary`` 
 
     python scripts/study_report.py            # print the blocks
     python scripts/study_report.py --write    # and rewrite them in docs/STUDY.md, README.md
+    python scripts/study_report.py --task mnist1d --write   # the MNIST-1D block of STUDY.md
 
 Each table is a ``byzbench-report`` output, and the command that prints it stands above
 it in the block. Sweeps that have not run are listed as missing (nothing is invented).
@@ -29,6 +30,16 @@ STUDIES = (  # (title, sweep dir below SWEEPS, --versus, tables shown)
      "finite_norm", ("final", "versus", "worst")),
     ("Period ablation at cap 2 (IID)", "seesaw_ablation/digits", None, ("final",)),
 )
+STUDIES_MNIST1D = (  # the same protocol on MNIST-1D (cnn1d, conf/solver/mnist1d)
+    ("MNIST-1D: no attack (baseline; IID and Dirichlet 0.3)", "seesaw_baseline_mnist1d/mnist1d",
+     None, ("final",)),
+    ("MNIST-1D: IID grid (caps 0.5, 2, 8)", "seesaw_vs_finite_norm_mnist1d/mnist1d",
+     "finite_norm", ("final", "versus", "worst", "selection")),
+    ("MNIST-1D: Dirichlet(0.3) grid (caps 0.5, 2, 8)",
+     "seesaw_vs_finite_norm_mnist1d_dirichlet/mnist1d", "finite_norm",
+     ("final", "versus", "worst")),
+)
+TASKS = {"digits": (STUDIES, "study-results"), "mnist1d": (STUDIES_MNIST1D, "study-mnist1d")}
 
 
 def _demote(text: str, levels: int) -> str:
@@ -41,11 +52,11 @@ def _command(sweep: str, versus: str | None) -> str:
     return f"byzbench-report {SWEEPS}/{sweep}" + (f" --versus {versus}" if versus else "")
 
 
-def study_block(root: Path) -> tuple[str, dict[str, dict[str, str]]]:
+def study_block(root: Path, studies: tuple = STUDIES) -> tuple[str, dict[str, dict[str, str]]]:
     """The STUDY.md block and, per study title, its report texts by table kind."""
     parts, texts = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (title, sweep, versus, shown) in enumerate(STUDIES):
+        for i, (title, sweep, versus, shown) in enumerate(studies):
             d = root / SWEEPS / sweep
             parts.append(f"### {title}\n\n```bash\n{_command(sweep, versus)}\n```\n")
             if not list(d.glob("*/summary.json")):
@@ -65,11 +76,11 @@ def study_block(root: Path) -> tuple[str, dict[str, dict[str, str]]]:
     return "\n".join(parts), texts
 
 
-def summary_block(texts: dict[str, dict[str, str]]) -> str:
-    """README's block: the paired-contrast counts and the worst cases of both grids."""
+def summary_block(texts: dict[str, dict[str, str]], studies: tuple = STUDIES) -> str:
+    """The paired-contrast counts and the worst cases of both grids."""
     parts = []
-    for title, sweep, versus, _ in STUDIES[1:3]:
-        if title not in texts:
+    for title, sweep, versus, _ in studies[1:3]:
+        if title not in texts or "versus" not in texts[title]:
             parts.append(f"**{title.split(' grid')[0]}**: not run yet.\n")
             continue
         counts = texts[title]["versus"].split("## Count over all groups, rules and parameters")[1]
@@ -94,17 +105,24 @@ def replace_block(path: Path, name: str, block: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, default=ROOT, help="holds outputs/sweeps")
+    ap.add_argument("--task", choices=sorted(TASKS), default="digits",
+                    help="digits: the study's block and README's summary; mnist1d: the "
+                    "MNIST-1D block (its grids' tables and summary) of docs/STUDY.md")
     ap.add_argument("--write", action="store_true",
-                    help="rewrite the blocks in docs/STUDY.md and README.md")
+                    help="rewrite the task's blocks in docs/STUDY.md (and README.md)")
     a = ap.parse_args()
-    block, texts = study_block(a.root)
-    summary = summary_block(texts)
+    studies, marker = TASKS[a.task]
+    block, texts = study_block(a.root, studies)
+    summary = summary_block(texts, studies)
+    if a.task == "mnist1d":
+        block = f"{block}\n#### Summary\n\n{summary}"
     print(block)
-    print(summary)
+    if a.task == "digits":
+        print(summary)
     if a.write:
-        replace_block(ROOT / "docs" / "STUDY.md", "study-results", block)
-        replace_block(ROOT / "README.md", "study-summary", summary)
-
+        replace_block(ROOT / "docs" / "STUDY.md", marker, block)
+        if a.task == "digits":
+            replace_block(ROOT / "README.md", "study-summary", summary)
 
 if __name__ == "__main__":
     main()

@@ -25,9 +25,17 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def conf_options(group: str) -> list[Path]:
-    """Every option YAML of a config group."""
-    return sorted((CONF / group).glob("*.yaml"))
+def runs_in(path: Path, topology: str | None) -> bool:
+    """Whether the option's component declares ``topology`` (None: any)."""
+    from byzbench.config import declared_topologies
+
+    return topology is None or topology in declared_topologies(path)
+
+
+def conf_options(group: str, topology: str | None = "server") -> list[Path]:
+    """Every top-level option YAML of a config group whose component runs in
+    ``topology`` (default: the parameter server; None: every option)."""
+    return [p for p in sorted((CONF / group).glob("*.yaml")) if runs_in(p, topology)]
 
 
 # Input shape used to test each conf/model option (the dataset injects it in a run).

@@ -38,7 +38,14 @@ from byzbench import ConfigError, require
 from byzbench.aggregators.base import Pipeline
 from byzbench.aggregators.gossip.base import GossipRule
 from byzbench.config import ClusterSpec
-from byzbench.topology.graphs import Graph, byzantine_nodes, connected, make_graph
+from byzbench.topology.graphs import (
+    PLACEMENTS,
+    Graph,
+    attach,
+    byzantine_nodes,
+    connected,
+    make_graph,
+)
 from byzbench.topology.weights import fiedler_vector, mixing_matrix
 
 DECLARED_F = ("global", "byzantine_neighbours")
@@ -120,16 +127,56 @@ class Gossip:
     solver: Callable[[Tensor], tuple[Any, Any]]
     eval_nodes: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    # run state (set by start): the nodes' parameters [n_h, d], their solver, scheduler
+    X: Tensor | None = None
+    opt: Any = None
+    sched: Any = None
+    pending: dict[str, Any] | None = None  # a loaded state_dict, applied by start
 
     @property
     def pipeline(self) -> Pipeline:
         """A representative per-node pipeline (the first honest node's)."""
         return self.groups[0].pipelines[0]
 
-    def train(self, exp: Any):
+    def start(self, theta: Tensor) -> None:
+        """Every honest node's parameters ``X [n_h, d]`` (all ``theta`` at round 0) and
+        the configured solver over them; then any state loaded before (a resume)."""
+        if self.X is None:
+            self.X = theta.detach().unsqueeze(0).repeat(len(self.nodes), 1).requires_grad_(True)
+            self.opt, self.sched = self.solver(self.X)
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            with torch.no_grad():
+                self.X.copy_(pending["X"])
+            self.opt.load_state_dict(pending["optimizer"])
+            if self.sched is not None:
+                self.sched.load_state_dict(pending["scheduler"])
+            for g, gs in zip(self.groups, pending["groups"]):
+                for pl, ps in zip(g.pipelines, gs["pipelines"]):
+                    pl.load_state_dict(ps)
+                if g.batch is not None and gs["batch"] is not None:
+                    g.batch.load_state_dict(gs["batch"])
+            for k, a in self.attacks.items():
+                a.load_state_dict(pending["attacks"][str(k)])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run's gossip state (checkpoints): the nodes' parameters and solver state,
+        every node pipeline's and per-recipient attack's declared state."""
+        return {"X": self.X.detach(), "optimizer": self.opt.state_dict(),
+                "scheduler": None if self.sched is None else self.sched.state_dict(),
+                "groups": [{"pipelines": [p.state_dict() for p in g.pipelines],
+                            "batch": None if g.batch is None else g.batch.state_dict()}
+                           for g in self.groups],
+                "attacks": {str(k): a.state_dict() for k, a in self.attacks.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (applied by :meth:`start`, which has the solver)."""
+        self.pending = state
+
+    def train(self, exp: Any, start: Any = None, after_round: Any = None):
         from byzbench.topology.train import train_gossip
 
-        return train_gossip(self, exp)
+        return train_gossip(self, exp, start, after_round)
 
 
 def build_gossip(node: dict, spec: ClusterSpec, b: Builders) -> Gossip:
@@ -165,11 +212,22 @@ def build_gossip(node: dict, spec: ClusterSpec, b: Builders) -> Gossip:
     require(b.worker_momentum == 0.0, "worker_momentum", b.worker_momentum,
             "0 with topology=gossip (each node's solver keeps its own momentum: solver.momentum)")
     n, f = spec.n, spec.f
-    graph = make_graph(n, gname, **gnode)
     placement = bnode.pop("placement", "random")
     ids = bnode.pop("ids", None)
+    links = bnode.pop("links", 1)
     for k in bnode:
-        raise ConfigError(f"topology.byzantine.{k} is not a key: allowed placement, ids")
+        raise ConfigError(f"topology.byzantine.{k} is not a key: allowed placement, ids, "
+                          "links")
+    require(placement in PLACEMENTS, "topology.byzantine.placement", placement,
+            ", ".join(PLACEMENTS))
+    if placement == "attached":
+        try:
+            graph = attach(make_graph(n - f, gname, **gnode), f, links)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (topology.byzantine.placement=attached: the graph spans "
+                              f"the n - f = {n - f} honest nodes)") from None
+    else:
+        graph = make_graph(n, gname, **gnode)
     byz = byzantine_nodes(graph, f, placement, ids, b.seed)
     honest = np.setdiff1d(np.arange(n), byz)
     adj = graph.adjacency

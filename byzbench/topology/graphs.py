@@ -1,5 +1,7 @@
-"""Communication graphs of a decentralized run (undirected, simple, on all n nodes,
-honest and Byzantine; which nodes are Byzantine is chosen by ``placement``).
+"""Communication graphs of a decentralized run (undirected, simple). With placement
+``attached`` (default) the named graph is the honest nodes' graph and the Byzantine
+nodes are attached to it (:func:`attach`); otherwise it spans all n nodes and
+``placement`` chooses which of them are Byzantine.
 
 Every constructor returns a :class:`Graph` with its edges as an ``[E, 2]`` array of
 ``i < j`` pairs, sorted and without duplicates. Random graphs draw from a numpy
@@ -203,17 +205,35 @@ def connected(adj: np.ndarray) -> bool:
     return bool(seen.all())
 
 
-PLACEMENTS = ("random", "highest_degree", "ids")
+PLACEMENTS = ("attached", "random", "highest_degree", "ids")
+
+
+def attach(graph: Graph, f: int, links: int = 1) -> Graph:
+    """``graph`` as the honest nodes' graph plus f Byzantine nodes ``n_h .. n_h + f - 1``,
+    each linked to ``links`` honest nodes spread evenly: Byzantine node j to honest nodes
+    ``(floor(j n_h / f) + floor(t n_h / links)) mod n_h``, t < links (He, Karimireddy,
+    Jaggi 2022's convention: epfml's ``Dumbbell`` and ``TwoCliquesWithByzantine`` attach
+    the Byzantine nodes to an honest graph, one link each)."""
+    h = graph.n
+    require(isinstance(links, int) and 1 <= links <= h, "topology.byzantine.links", links,
+            f"an integer in [1, {h}] (the honest nodes)")
+    pairs = [tuple(e) for e in graph.edges.tolist()]
+    for j in range(f):
+        pairs += [((j * h // f + t * h // links) % h, h + j) for t in range(links)]
+    return _graph(h + f, pairs, graph.name)
 
 
 def byzantine_nodes(graph: Graph, f: int, placement: str = "random",
                     ids: list[int] | None = None, seed: int = 0) -> np.ndarray:
-    """The f Byzantine node ids (sorted): ``random`` (uniform f-subset, numpy generator
-    seeded ``seed``), ``highest_degree`` (the f largest degrees, ties to the lower id),
-    or ``ids`` (exactly the given list, of length f)."""
+    """The f Byzantine node ids (sorted): ``attached`` (the last f ids, as
+    :func:`attach` builds them), ``random`` (uniform f-subset, numpy generator seeded
+    ``seed``), ``highest_degree`` (the f largest degrees, ties to the lower id), or
+    ``ids`` (exactly the given list, of length f)."""
     require(placement in PLACEMENTS, "topology.byzantine.placement", placement,
             ", ".join(PLACEMENTS))
     n = graph.n
+    if placement == "attached":
+        return np.arange(n - f, n, dtype=np.int64)
     if placement == "ids":
         ok = (ids is not None and len(ids) == f and len(set(ids)) == f
               and all(isinstance(i, int) and 0 <= i < n for i in ids))

@@ -86,16 +86,18 @@ def gossip_round(topo: Any, X: Tensor, t: int, exp: Any, prev: Tensor | None,
     return out
 
 
-def train_gossip(topo: Any, exp: Any):
-    """Run ``exp.rounds`` gossip rounds (local step(s), then ``gossip_steps``
+def train_gossip(topo: Any, exp: Any, start: Any = None, after_round: Any = None):
+    """Run gossip rounds ``start.t .. exp.rounds - 1`` (local step(s), then ``gossip_steps``
     communication steps); stop early (``diverged``) at the first non-finite parameter
     row or honest loss. Logs as the server loop, with the test/val/train metrics of
     the average honest model, plus ``test/accuracy_mean``, ``test/accuracy_worst``
     (over the honest nodes' own models, ``topology.eval_nodes``), ``train/consensus``
     (mean squared distance of the honest rows to their average) and
     ``train/byz_weight`` (mean over the nodes with a Byzantine neighbour of the output
-    weight on their rows, where the rule exposes weights; ``byz_weight_max``)."""
-    from byzbench.loop import Result, _draw, _no_lap, do_eval, evaluate
+    weight on their rows, where the rule exposes weights; ``byz_weight_max``).
+    ``start`` (a ``loop.RoundState``) and ``after_round`` are the server loop's: a
+    checkpoint holds ``topo.state_dict()``, and a resumed run continues exactly."""
+    from byzbench.loop import Result, RoundState, _draw, _no_lap, do_eval, evaluate
 
     data, log = exp.data, exp.log
     n_h, f = len(topo.nodes), len(topo.byz)
@@ -103,8 +105,8 @@ def train_gossip(topo: Any, exp: Any):
     topo.node_pipeline = {int(k): p for g in topo.groups
                           for k, p in zip(g.nodes.tolist(), g.pipelines)}
     topo.honest_ids = np.setdiff1d(np.arange(topo.graph.n), topo.byz)
-    X = exp.theta.detach().unsqueeze(0).repeat(n_h, 1).requires_grad_(True)
-    opt, sched = topo.solver(X)
+    topo.start(exp.theta)
+    X, opt, sched = topo.X, topo.opt, topo.sched
     workers = exp.workers
     local = exp.attack.computes and f > 0
     ids = torch.arange(n_h + (f if local else 0), device=dev)
@@ -112,8 +114,9 @@ def train_gossip(topo: Any, exp: Any):
     adj = topo.graph.adjacency[np.ix_(topo.byz, topo.honest_ids)].astype(np.float64)
     A = torch.as_tensor(adj / np.maximum(adj.sum(1, keepdims=True), 1), device=dev,
                         dtype=X.dtype)
-    prev: Tensor | None = None
-    status, t_done = "ok", 0
+    rs = start or RoundState()
+    prev: Tensor | None = rs.prev_u
+    status, t_done = "ok", rs.t
     lap = exp.lap or _no_lap
 
     def evaluate_nodes(t: int) -> None:
@@ -126,8 +129,9 @@ def train_gossip(topo: Any, exp: Any):
                 log.add(t, "test", f"{key}_mean", v.mean())
                 log.add(t, "test", f"{key}_worst", v.min() if key == "accuracy" else v.max())
 
-    evaluate_nodes(0)
-    for t in range(exp.rounds):
+    if rs.t == 0:
+        evaluate_nodes(0)
+    for t in range(rs.t, exp.rounds):
         t0 = time.perf_counter()
         Xd = X.detach()
         rows = torch.cat([Xd, A @ Xd]) if local else Xd
@@ -170,6 +174,9 @@ def train_gossip(topo: Any, exp: Any):
         if status != "ok" or t_done % exp.eval_every == 0 or t_done == exp.rounds:
             evaluate_nodes(t_done)
         if status != "ok":
+            break
+        if after_round is not None and after_round(exp, RoundState(t=t_done, prev_u=prev)):
+            status = "preempted"
             break
     log.flush()
     final = {}

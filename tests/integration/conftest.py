@@ -23,9 +23,12 @@ def compose_cfg(*overrides: str):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
 
 
-def conf_options(group: str) -> list[Path]:
-    """Every option YAML of a shipped config group."""
-    return sorted((Path(CONF_DIR) / group).glob("*.yaml"))
+def conf_options(group: str, topology: str | None = "server") -> list[Path]:
+    """Every option YAML of a shipped config group whose component runs in
+    ``topology`` (default: the parameter server; None: every option)."""
+    from conftest import runs_in
+
+    return [p for p in sorted((Path(CONF_DIR) / group).glob("*.yaml")) if runs_in(p, topology)]
 
 
 def byzbench_cmd() -> list[str]:

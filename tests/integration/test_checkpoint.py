@@ -132,6 +132,48 @@ def test_run_stopped_mid_round_resumes_identically(tmp_path, name, references, m
     assert checkpoint_files(tmp_path) == []
 
 
+# Gossip: every node's parameters and Adam state, a stateful per-node rule (cclip's
+# centre, one pipeline per node), an adaptive per-recipient attack, a scheduler.
+GOSSIP = {
+    "gossip_ring_clipped_dissensus_adam": ["topology=gossip", "topology.graph=ring",
+                                           "agg=clipped_gossip", "attack=dissensus",
+                                           "solver=adam", "schedule=cosine",
+                                           "topology.byzantine.placement=attached"],
+    "gossip_er_cclip_seesaw": ["topology=gossip", "topology.graph=erdos_renyi",
+                               "agg=cclip", "attack=seesaw", "solver.momentum=0.9",
+                               "topology.declared_f=byzantine_neighbours",
+                               "topology.byzantine.placement=attached"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOSSIP))
+def test_gossip_run_stopped_mid_round_resumes_identically(tmp_path, name, monkeypatch,
+                                                          one_thread):
+    """topology=gossip: killed in round k's communication step, the rerun resumes from
+    the last checkpoint and ends with the uninterrupted run's metrics."""
+    import byzbench.topology.train as gossip_train
+
+    cfg = compose_cfg(*BASE, *GOSSIP[name])
+    ref = execute(cfg, tmp_path / "ref", {})
+    k, step = _kill_round(name), gossip_train.gossip_round
+
+    def dies_at_k(topo, X, t, *args, **kw):
+        if t + 1 == k:
+            raise _Killed
+        return step(topo, X, t, *args, **kw)
+
+    monkeypatch.setattr(gossip_train, "gossip_round", dies_at_k)
+    with pytest.raises(_Killed):
+        execute(cfg, tmp_path / "run", {})
+    monkeypatch.setattr(gossip_train, "gossip_round", step)
+    saved = (k - 1) // EVERY * EVERY
+    assert [p.name for p in checkpoint_files(tmp_path / "run")][0] == f"round_{saved:08d}.pt"
+    s = execute(cfg, tmp_path / "run", {})
+    assert s["resumed_from"] == saved and s["status"] == "ok"
+    pd.testing.assert_frame_equal(_rows(tmp_path / "run"), _rows(tmp_path / "ref"))
+    assert s["final"] == ref["final"]
+
+
 def _driver(run_dir: Path, name: str, k: int, sig: str, nth: int = 1,
             extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """The CLI in a subprocess (this checkout's byzbench), sending itself ``sig`` in

@@ -11,6 +11,7 @@ import pytest
 from byzbench import ConfigError
 from byzbench.build import build_experiment
 from byzbench.loop import train
+from byzbench.topology import graphs as G
 
 from .conftest import TINY, compose_cfg, conf_options
 
@@ -59,7 +60,7 @@ def test_complete_graph_mean_equals_parameter_server(tmp_path, solver):
                                                           rel=1e-5, abs=1e-6)
     # gossip_avg with uniform weights is the neighbourhood mean: the same run.
     ga = _run(tmp_path, "gavg", *common, *GOSSIP, "topology.graph.name=complete",
-              "topology.weights=uniform", "agg=gossip/gossip_avg")
+              "topology.weights=uniform", "agg=gossip_avg")
     assert _series(ga, "train", "loss") == pytest.approx(_series(gs, "train", "loss"),
                                                           rel=1e-6)
 
@@ -77,8 +78,7 @@ def _gossip_run(*over):
 
 
 def _options(group):
-    return [f"{p.stem}" for p in conf_options(group)] + \
-        [f"gossip/{p.stem}" for p in conf_options(f"{group}/gossip")]
+    return [p.stem for p in conf_options(group, topology="gossip")]
 
 
 # FLTrust needs a server's root data: one line in gossip mode (tested below).
@@ -99,7 +99,7 @@ def test_every_rule_runs_in_gossip_mode(agg):
 @pytest.mark.slow  # every attack x a gossip run; the fast suite keeps every rule
 @pytest.mark.parametrize("attack", _options("attack"))
 def test_every_attack_runs_in_gossip_mode(attack):
-    res, exp = _gossip_run(f"attack={attack}", "agg=gossip/clipped_gossip")
+    res, exp = _gossip_run(f"attack={attack}", "agg=clipped_gossip")
     assert res.status in ("ok", "diverged") and res.rounds_done >= 1
     assert exp.log.last("train", "byz_weight") is not None
 
@@ -115,12 +115,16 @@ def test_rule_that_does_not_fit_a_node_is_one_line():
 
 @pytest.mark.parametrize("over, match", [
     (["agg=fltrust"], "agg.server_data="),
-    (["topology.graph.name=ring", "topology.graph.p=null", "cluster.byz_frac=0.2"],
-     "honest subgraph .* is disconnected"),
+    (["topology.graph.name=ring", "topology.graph.p=null", "cluster.byz_frac=0.2",
+      ], "honest subgraph .* is disconnected"),
+    (["topology.byzantine.placement=inside"], "topology.byzantine.placement='inside'"),
+    (["topology.byzantine.placement=attached", "topology.byzantine.links=0"],
+     "topology.byzantine.links=0"),
     (["topology.declared_f=lots"], "topology.declared_f='lots'"),
     (["worker_momentum=0.9"], "worker_momentum=0.9"),
-    (["topology.graph.name=torus", "topology.graph.p=null", "topology.graph.rows=3"],
-     "topology.graph.rows=3"),
+    (["topology.graph.name=torus", "topology.graph.p=null", "topology.graph.rows=4",
+      "topology.byzantine.placement=attached"],
+     "topology.graph.rows=4 .*placement=attached: the graph spans the n - f = 9 honest"),
 ])
 def test_bad_gossip_configs_are_one_line(over, match):
     with pytest.raises(ConfigError, match=match) as e:
@@ -131,16 +135,17 @@ def test_bad_gossip_configs_are_one_line(over, match):
 def test_disconnected_allowed_when_asked():
     res, _ = _gossip_run("topology.graph.name=ring", "topology.graph.p=null",
                          "cluster.byz_frac=0.2", "topology.allow_disconnected=true",
-                         "agg=gossip/clipped_gossip")
+                         "agg=clipped_gossip")
     assert res.status == "ok"
 
 
 def test_gossip_rules_refuse_the_server():
-    with pytest.raises(ConfigError, match="agg=gossip/ios is invalid with topology=server"):
-        train(build_experiment(compose_cfg(*TINY, "device=cpu", "agg=gossip/ios"))[0])
-    with pytest.raises(ConfigError, match="attack=gossip/dissensus is invalid with topology="):
+    with pytest.raises(ConfigError, match="agg=IOS is invalid with topology=server: it "
+                                          "runs with topology=gossip only"):
+        train(build_experiment(compose_cfg(*TINY, "device=cpu", "agg=ios"))[0])
+    with pytest.raises(ConfigError, match="attack=Dissensus is invalid with topology=server"):
         train(build_experiment(compose_cfg(*TINY, "device=cpu",
-                                           "attack=gossip/dissensus"))[0])
+                                           "attack=dissensus"))[0])
 
 
 @pytest.mark.parametrize("graph", [
@@ -161,8 +166,8 @@ def test_every_named_graph_runs_and_logs_consensus(tmp_path, graph):
         p = tmp_path / "g.txt"
         p.write_text("\n".join(f"{i} {(i + 1) % 10}\n{i} {(i + 3) % 10}" for i in range(10)))
         graph = [*graph, f"topology.graph.path={p}"]
-    res, exp = _gossip_run("topology.graph.p=null", *graph, "agg=gossip/clipped_gossip",
-                           "attack=gossip/dissensus", "topology.declared_f=global",
+    res, exp = _gossip_run("topology.graph.p=null", *graph, "agg=clipped_gossip",
+                           "attack=dissensus", "topology.declared_f=global",
                            "topology.byzantine.placement=highest_degree"
                            if "ids" not in " ".join(graph) else "seed=0")
     rows = [r for r in exp.log.rows if r[2] == "consensus"]
@@ -170,24 +175,43 @@ def test_every_named_graph_runs_and_logs_consensus(tmp_path, graph):
 
 
 def test_cli_issue_command_logs_consensus(tmp_path):
-    """``byzbench topology=gossip topology.graph.name=ring agg=gossip/clipped_gossip
-    attack=gossip/dissensus`` (f = 1 of 10 so that the ring's honest part is connected)."""
-    rows = _run(tmp_path, "ring", "topology=gossip", "topology.graph.name=ring",
-                "agg=gossip/clipped_gossip", "attack=gossip/dissensus",
-                "cluster.n_workers=10", "cluster.byz_frac=0.1")
+    """The issue's ``byzbench topology=gossip topology.graph=ring agg=clipped_gossip
+    attack=dissensus`` at the default cluster (n = 20, f = 4: the ring is the 16 honest
+    nodes', each Byzantine node attached to one of them)."""
+    rows = _run(tmp_path, "ring", "topology=gossip", "topology.graph=ring",
+                "agg=clipped_gossip", "attack=dissensus", "cluster.n_workers=20",
+                "cluster.byz_frac=0.2", "topology.byzantine.placement=attached")
     cons = _series(rows, "train", "consensus")
     assert len(cons) == 4 and all(c >= 0 for c in cons)
     assert _series(rows, "test", "accuracy_worst") and _series(rows, "test", "accuracy_mean")
 
 
+@pytest.mark.parametrize("name", sorted(G.GRAPHS))
+def test_every_named_graph_builds_at_the_default_cluster(tmp_path, name):
+    """With the default placement (``attached``) every named graph runs at the default
+    n = 20, f = 4: the graph is the 16 honest nodes' and stays connected; each Byzantine
+    node has one honest neighbour."""
+    extra = {"random_regular": ["topology.graph.k=4"],
+             "edge_list": [f"topology.graph.path={tmp_path / 'g.txt'}"]}.get(name, [])
+    (tmp_path / "g.txt").write_text("\n".join(f"{i} {(i + 1) % 16}" for i in range(16)))
+    exp, _ = build_experiment(compose_cfg(*TINY, *GOSSIP, f"topology.graph.name={name}", *extra,
+                                          "cluster.n_workers=20", "cluster.byz_frac=0.2",
+                                          "agg=clipped_gossip", "attack=dissensus",
+                                          "topology.byzantine.placement=attached"))
+    topo = exp.topology
+    assert topo.byz.tolist() == [16, 17, 18, 19]
+    assert topo.graph.adjacency[16:].sum(1).tolist() == [1, 1, 1, 1]
+    assert G.connected(topo.graph.adjacency[:16, :16])
+
+
 @pytest.mark.parametrize("over", [
     ["algorithm=fedavg", "algorithm.local_steps=2", "solver.lr=1"],
     ["topology.gossip_steps=2", "topology.weights=laplacian", "solver=adam"],
-    ["topology.declared_f=1", "agg=gossip/gts_rg", "attack=label_flip"],
+    ["topology.declared_f=1", "agg=gts_rg", "attack=label_flip"],
 ])
 def test_gossip_with_other_algorithms_weights_and_solvers(over):
     """FedAvg's K local steps on the per-node rows, two communication steps with
     Laplacian weights and per-node Adam state, a bound b = 1 with a local attack."""
-    res, exp = _gossip_run("agg=gossip/clipped_gossip", "attack=alie", *over)
+    res, exp = _gossip_run("agg=clipped_gossip", "attack=alie", *over)
     assert res.status == "ok" and res.rounds_done == 2
     assert exp.log.last("train", "consensus") is not None

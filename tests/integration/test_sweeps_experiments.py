@@ -42,7 +42,9 @@ def test_the_study_sweeps_exist():
         assert grid["attack.cap"] == ["0.5", "2", "8"]  # docs/STUDY.md "Protocol"
         assert grid["agg"] == ["mean", "median", "trmean", "krum", "geomed", "bulyan", "cclip",
                                "hc_krum"]
-        assert grid["solver"] == ["sgd", "adam", "rmsprop"] and grid["seed"] == ["0", "1", "2"]
+        pre = "mnist1d/" if "mnist1d" in name else ""  # MNIST-1D: the lrs of conf/solver/mnist1d
+        assert grid["solver"] == [f"{pre}sgd", f"{pre}adam", f"{pre}rmsprop"]
+        assert grid["seed"] == ["0", "1", "2"]
     cfg = _compose("experiment=seesaw_vs_finite_norm_dirichlet")
     assert cfg.partition.alpha == 0.3 and cfg.partition._target_.endswith("Dirichlet")
     for name in ("seesaw_vs_finite_norm_mnist1d", "seesaw_vs_finite_norm_mnist1d_dirichlet"):
@@ -50,6 +52,8 @@ def test_the_study_sweeps_exist():
         assert cfg.dataset._target_.endswith("mnist1d.build") and cfg.dataset.num_samples == 5000
         assert cfg.model._target_.endswith("cnn1d.build") and cfg.rounds == 150
         assert (cfg.partition.get("alpha") == 0.3) == name.endswith("dirichlet")
+    lrs = {s: _compose(f"solver=mnist1d/{s}").solver.lr for s in ("sgd", "adam", "rmsprop")}
+    assert lrs == {"sgd": 0.3, "adam": 0.01, "rmsprop": 0.01}  # docs/STUDY.md "MNIST-1D"
     abl = _params(Path(CONF_DIR) / "experiment" / "seesaw_ablation.yaml")
     assert abl["attack.period"] == ["1", "2", "5", "10", "null"] and abl["seed"] == ["0", "1", "2"]
     assert _compose("experiment=seesaw_ablation").attack.cap == 2.0

@@ -29,6 +29,7 @@ from byzbench.aggregators.base import Rule
 class GossipRule(Rule):
     """Base of the per-node gossip rules (see the module docstring)."""
 
+    topologies = frozenset({"gossip"})
     _name = "gossip"
 
     def __init__(self, n: int = 0, f: int = 0):

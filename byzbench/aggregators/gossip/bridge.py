@@ -26,7 +26,7 @@ class Bridge(GossipRule):
     5(4), 2019 (BRIDGE-T).
     """
 
-    _name = "gossip/bridge"
+    _name = "bridge"
 
     def __init__(self, n: int = 0, f: int = 0):
         super().__init__(n, f)

@@ -39,7 +39,7 @@ class ClippedGossip(GossipRule):
     * ``second_largest``: the second largest neighbour distance (the largest with one
       neighbour), epfml's ``SelfCenteredClipping`` with ``tau=None``.
     * a number > 0 (fixed radius, epfml's ``--agg scp{tau}``), or ``.inf``: no
-      clipping, i.e. plain gossip (``gossip/gossip_avg``).
+      clipping, i.e. plain gossip (``gossip_avg``).
 
     ``last_node_weights``: each row's coefficient in the output (self: the remaining
     mass). Non-finite rows are clipped to nothing. ``last_stats``:
@@ -50,7 +50,7 @@ class ClippedGossip(GossipRule):
     epfml/byzantine-robust-decentralized-optimizer, ``codes/aggregator.py``).
     """
 
-    _name = "gossip/clipped_gossip"
+    _name = "clipped_gossip"
 
     def __init__(self, n: int = 0, f: int = 0, tau: float | str = "he"):
         super().__init__(n, f)

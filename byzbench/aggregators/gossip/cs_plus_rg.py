@@ -36,7 +36,7 @@ class CSPlusRG(GossipRule):
     Byzantine Robust Gossip", ICML 2025 (code: renaudgaucher/Byzantine-Robust-Gossip).
     """
 
-    _name = "gossip/cs_plus_rg"
+    _name = "cs_plus_rg"
 
     def __init__(self, n: int = 0, f: int = 0, step: float = 1.0):
         super().__init__(n, f)

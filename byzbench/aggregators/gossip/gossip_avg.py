@@ -18,7 +18,7 @@ class GossipAvg(GossipRule):
     Algorithms?", NeurIPS 2017 (D-PSGD); epfml's ``DecentralizedAggregator``.
     """
 
-    _name = "gossip/gossip_avg"
+    _name = "gossip_avg"
 
     def mix(self, xs: Tensor, w: Tensor, b: Tensor):
         return (w.unsqueeze(2) * xs).sum(1), w

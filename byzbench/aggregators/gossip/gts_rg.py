@@ -36,7 +36,7 @@ class GTSRG(GossipRule):
     Byzantine Robust Gossip", ICML 2025.
     """
 
-    _name = "gossip/gts_rg"
+    _name = "gts_rg"
 
     def __init__(self, n: int = 0, f: int = 0, step: float = 1.0, boundary: str = "paper"):
         super().__init__(n, f)

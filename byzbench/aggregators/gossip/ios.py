@@ -25,7 +25,7 @@ class IOS(GossipRule):
     Processing 71, 2023 (codes: Zhaoxian-Wu/IOS; Gaucher et al.'s ``aggregators/ios.py``).
     """
 
-    _name = "gossip/ios"
+    _name = "ios"
 
     def __init__(self, n: int = 0, f: int = 0):
         super().__init__(n, f)

@@ -29,12 +29,14 @@ class Dissensus(Attack):
     optimizer, ``codes/attacks.py`` ``DissensusWorker``).
     """
 
+    topologies = frozenset({"gossip"})
+
     def __init__(self, epsilon: float = 1.5):
         require(isinstance(epsilon, (int, float)), "attack.epsilon", epsilon, "a number")
         self.epsilon = float(epsilon)
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
-        ctx = node_context(ctx, "gossip/dissensus")
+        ctx = node_context(ctx, "dissensus")
         if ctx.f == 0:
             return empty_rows(honest)
         h = honest.shape[0]

@@ -40,6 +40,8 @@ class TopologyAware(Attack):
     ``spectral`` and ``dissensus``).
     """
 
+    topologies = frozenset({"gossip"})
+
     def __init__(self, direction: str = "fiedler", scale: float | str = "auto",
                  negative: bool = False, lo: float = 1e-3, hi: float = 1e3, budget: int = 16):
         require(direction in DIRECTIONS, "attack.direction", direction, ", ".join(DIRECTIONS))
@@ -57,7 +59,8 @@ class TopologyAware(Attack):
         return u[ctx.node] * (u.unsqueeze(1) * ctx.honest_all.to(honest)).sum(0)
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
-        ctx = node_context(ctx, f"gossip/{self.direction}")
+        option = {"fiedler": "spectral", "laplacian": "dissensus_rg"}[self.direction]
+        ctx = node_context(ctx, option)
         if ctx.f == 0:
             return empty_rows(honest)
         v = self.vector(honest, ctx)

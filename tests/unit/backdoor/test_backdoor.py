@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import conf_options
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 from torch import nn
@@ -199,9 +200,9 @@ def test_neurotoxin_mask_by_hand():
     torch.testing.assert_close(out, torch.tensor([[0, 2, 3, 0, 5]]) / 38 ** 0.5)
 
 
-BACKDOORS = [p for p in sorted((CONF / "attack").glob("*.yaml"))
+BACKDOORS = [p for p in conf_options("attack")
              if issubclass(get_object(OmegaConf.load(p)["_target_"]), Backdoor)]
-RULES = sorted((CONF / "agg").glob("*.yaml"))
+RULES = conf_options("agg")
 
 
 def test_backdoors_found():

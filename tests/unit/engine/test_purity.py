@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from byzbench.aggregators.base import Pipeline
 from byzbench.aggregators.gossip.base import GossipRule
 from byzbench.build import build_pipeline
+from byzbench.config import declared_topologies
 from byzbench.run import CONF_DIR
 from byzbench.stages import Rule, SideInputs
 
@@ -58,7 +59,8 @@ def _pipeline(group: str, option: str) -> Pipeline:
         cfg = compose(config_name="config", overrides=[over])
     c = OmegaConf.to_container(cfg, resolve=True)
     agg = c["agg"] if group == "agg" else {"_target_": "byzbench.aggregators.mean.Mean"}
-    pipe = build_pipeline(c["preagg"], agg, N, F, torch.Generator().manual_seed(3))
+    where = min(declared_topologies(Path(CONF_DIR) / group / f"{option}.yaml"))  # gossip
+    pipe = build_pipeline(c["preagg"], agg, N, F, torch.Generator().manual_seed(3), where)
     if isinstance(pipe.rule, GossipRule):  # a node of degree N - 1, uniform weights
         pipe.rule.set_mixing(torch.full((1, N), 1.0 / N, dtype=torch.float64),
                              torch.tensor([F / N], dtype=torch.float64))

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import conf_options
 from omegaconf import OmegaConf
 
 from byzbench.aggregators.base import Pipeline
 from byzbench.attacks.base import RoundContext
 
 CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf" / "attack"
-YAMLS = sorted(CONF.glob("*.yaml"))
+YAMLS = conf_options("attack")
 N, F, D, C = 9, 3, 6, 10  # 10 classes: the backdoors target label 6 (FLPoison)
 
 

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import conf_options
 from omegaconf import OmegaConf
 
 from byzbench.aggregators.base import Pipeline
 from byzbench.build import instantiate_component
 
 CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf"
-STAGES = [("agg", p) for p in sorted((CONF / "agg").glob("*.yaml"))] + \
-    [("preagg", p) for p in sorted((CONF / "preagg").glob("*.yaml"))]
+STAGES = [("agg", p) for p in conf_options("agg")] + \
+    [("preagg", p) for p in conf_options("preagg")]
 IDS = [f"{g}-{p.stem}" for g, p in STAGES]
 K, N, F, D = 4, 15, 3, 30  # every rule accepts n = 15, f = 3 (bulyan: 4f + 3 = 15)
 

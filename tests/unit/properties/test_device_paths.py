@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import conf_options
 from omegaconf import OmegaConf
 
 from byzbench import kernels
@@ -27,9 +28,9 @@ from byzbench.grads import flat_params, loop_grads, make_grad_fn
 
 CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf"
 PATHS = ["cpu", "cpu-torch"] + (["cuda"] if torch.cuda.is_available() else [])
-STAGES = [("agg", p) for p in sorted((CONF / "agg").glob("*.yaml"))] + \
-    [("preagg", p) for p in sorted((CONF / "preagg").glob("*.yaml"))]
-ATTACKS = sorted((CONF / "attack").glob("*.yaml"))
+STAGES = [("agg", p) for p in conf_options("agg")] + \
+    [("preagg", p) for p in conf_options("preagg")]
+ATTACKS = conf_options("attack")
 MODELS = sorted((CONF / "model").glob("*.yaml"))
 N, F, D = 15, 3, 40  # every rule accepts n = 15, f = 3 (bulyan: 4f + 3 = 15)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import conf_options
 from omegaconf import OmegaConf
 
 from byzbench import ConfigError
@@ -31,7 +32,7 @@ def _make(path: Path, group: str, n: int = N):
 
 
 def _with_line(group: str) -> list[Path]:
-    return [p for p in sorted((CONF / group).glob("*.yaml"))
+    return [p for p in conf_options(group)
             if line.line_of(_make(p, group)) is not None]
 
 

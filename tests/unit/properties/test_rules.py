@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import conf_options
 from omegaconf import OmegaConf
 
 from byzbench.build import instantiate_component
 
 CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf"
-RULES = sorted((CONF / "agg").glob("*.yaml"))
+RULES = conf_options("agg")
 NAMES = [p.stem for p in RULES]
 N, F, D = 15, 3, 40  # every rule accepts n = 15, f = 3 (bulyan: 4f + 3 = 15)
 NOT_ROBUST = {"mean", "rlr"}  # rlr: the mean's magnitude, per-coordinate signs

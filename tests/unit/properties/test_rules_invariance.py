@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import conf_options
 from omegaconf import OmegaConf
 
 from byzbench.aggregators.base import Pipeline
@@ -31,8 +32,8 @@ from byzbench.aggregators.krum import Krum
 from byzbench.build import instantiate_component
 
 CONF = Path(__file__).resolve().parents[3] / "byzbench" / "conf"
-AGGS = sorted((CONF / "agg").glob("*.yaml"))
-PREAGGS = sorted((CONF / "preagg").glob("*.yaml"))
+AGGS = conf_options("agg")
+PREAGGS = conf_options("preagg")
 ALL = [("agg", p) for p in AGGS] + [("preagg", p) for p in PREAGGS]
 IDS = [f"{g}={p.stem}" for g, p in ALL]
 N, F, D = 15, 3, 40

@@ -67,6 +67,19 @@ def test_placement():
         G.byzantine_nodes(star, 2, "ids", [1])
 
 
+def test_attached_placement_hand_checked():
+    """The named graph is the honest nodes'; Byzantine node j links to honest node
+    floor(j n_h / f) (+ floor(t n_h / links) for more links)."""
+    g = G.attach(G.ring(4), 2)
+    assert g.n == 6 and g.edges.tolist() == [[0, 1], [0, 3], [0, 4], [1, 2], [2, 3], [2, 5]]
+    assert G.byzantine_nodes(g, 2, "attached").tolist() == [4, 5]
+    assert G.attach(G.ring(4), 1, links=2).edges.tolist() == [
+        [0, 1], [0, 3], [0, 4], [1, 2], [2, 3], [2, 4]]
+    assert G.attach(G.ring(4), 0).edges.tolist() == G.ring(4).edges.tolist()
+    with pytest.raises(ConfigError, match="topology.byzantine.links=5"):
+        G.attach(G.ring(4), 1, links=5)
+
+
 def test_connected():
     a = G.ring(6).adjacency
     assert G.connected(a)

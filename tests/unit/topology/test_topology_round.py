@@ -65,10 +65,10 @@ def test_messages_one_per_byzantine_edge_from_the_recipients_neighbourhood():
     assert any(not torch.allclose(vecs[0], v) for v in vecs[1:])  # per recipient
 
 
-@pytest.mark.parametrize("agg", ["trmean", "median", "gossip/cs_plus_rg", "gossip/ios",
-                                 "gossip/clipped_gossip", "gossip/bridge"])
+@pytest.mark.parametrize("agg", ["trmean", "median", "cs_plus_rg", "ios",
+                                 "clipped_gossip", "bridge"])
 def test_batched_groups_equal_the_per_node_loop(agg):
-    exp, topo = _topology("attack=gossip/dissensus", f"agg={agg}")
+    exp, topo = _topology("attack=dissensus", f"agg={agg}")
     X = _X(topo)
     batched = gossip_round(topo, X, 0, exp, None, None, 0)
     assert any(g.batch is not None for g in topo.groups)
