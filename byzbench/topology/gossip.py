@@ -212,7 +212,7 @@ def build_gossip(node: dict, spec: ClusterSpec, b: Builders) -> Gossip:
     require(b.worker_momentum == 0.0, "worker_momentum", b.worker_momentum,
             "0 with topology=gossip (each node's solver keeps its own momentum: solver.momentum)")
     n, f = spec.n, spec.f
-    placement = bnode.pop("placement", "random")
+    placement = bnode.pop("placement", "attached")
     ids = bnode.pop("ids", None)
     links = bnode.pop("links", 1)
     for k in bnode:
