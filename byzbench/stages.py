@@ -189,13 +189,21 @@ class Rule(Stage):
 
     Declared outputs: ``last_weights`` (default None): ``[n]`` the weight each input row
     received in the last output (one-hot for Krum, ``1/m`` on Multi-Krum's selection).
+    ``batch_weights`` (default False): ``batch`` sets ``last_batch_weights`` (default
+    None): ``[k, n]`` each problem's ``last_weights`` of the last batched call (a row of
+    nan where a problem got none), or None when the rule exposes no weights (a rule
+    that never has weights may declare ``batch_weights`` and leave it None). Without
+    the declaration a weighted batched query loops over single queries.
     ``server_data`` (default None): the root dataset the server holds,
     ``{size, draw}`` (FLTrust), carved out of the training set by the build.
     """
 
     last_weights: ClassVar[Tensor | None] = None
+    batch_weights: ClassVar[bool] = False
+    last_batch_weights: ClassVar[Tensor | None] = None
     server_data: ClassVar[dict | None] = None
-    capabilities = Stage.capabilities | {"last_weights", "server_data"}
+    capabilities = Stage.capabilities | {"last_weights", "batch_weights",
+                                         "last_batch_weights", "server_data"}
 
 
 class PreAggregator(Stage):
@@ -204,12 +212,18 @@ class PreAggregator(Stage):
     Declared outputs: ``n_out`` (rows it returns; set in ``__init__`` from the injected
     ``n``) and ``last_mixing`` (default None: row-preserving, row i out comes from row i
     in): ``[n_out, n_in]`` the output rows as linear combinations of the input rows
-    (bucketing, NNM).
+    (bucketing, NNM). ``batch_mixing`` (default False): ``batch`` sets
+    ``last_batch_mixing`` (default None: row-preserving): ``[k, n_out, n_in]`` each
+    problem's ``last_mixing`` of the last batched call. Without the declaration a
+    weighted batched query loops over single queries.
     """
 
     n_out: int
     last_mixing: ClassVar[Tensor | None] = None
-    capabilities = Stage.capabilities | {"n_out", "last_mixing"}
+    batch_mixing: ClassVar[bool] = False
+    last_batch_mixing: ClassVar[Tensor | None] = None
+    capabilities = Stage.capabilities | {"n_out", "last_mixing", "batch_mixing",
+                                         "last_batch_mixing"}
 
 
 class FunctionRule(Rule):

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from byzbench import kernels
 from byzbench.stages import (
     FunctionPreAggregator,
     FunctionRule,
@@ -127,16 +128,36 @@ class Pipeline:
         """Whether every stage declares a batched call ``batch(xs [k, n, d])``."""
         return all(s.has_batch() for s in self.stages)
 
-    def query_batch(self, xs: Tensor, seed: int | None = None) -> Tensor:
+    def supports_batch_weights(self) -> bool:
+        """Whether every stage's batched paths expose their weights or mixing
+        (``Rule.batch_weights``, ``PreAggregator.batch_mixing``)."""
+        return self.rule.batch_weights and all(p.batch_mixing for p in self.preaggs)
+
+    def query_batch(self, xs: Tensor, seed: int | None = None, weights: bool = False):
         """``query(xs[i], seed)`` of each ``xs[i]`` (``xs [k, n, d] -> [k, d]``), every
         one from the same state and random draws, in one batched call when every stage
-        supports it, else a loop of queries."""
+        supports it, else a loop of queries. ``weights=True`` returns ``(aggregates,
+        row_weights [k, n] or None)`` (:meth:`batch_row_weights`; a loop of single
+        queries where a stage's batched paths expose none)."""
+        if weights and not (self.supports_batch() and self.supports_batch_weights()):
+            return self._query_each(xs, seed)
         if not self.supports_batch():
             return torch.stack([self.query(x, seed) for x in xs])
+        n = xs.shape[1]
         with self.frozen(seed):
             for p in self.preaggs:
                 xs = p.batch(xs)
-            return self.rule.batch(xs)
+            out = self.rule.batch(xs)
+            return (out, self.batch_row_weights(n)) if weights else out
+
+    def _query_each(self, xs: Tensor, seed: int | None) -> tuple[Tensor, Tensor | None]:
+        """``(aggregates [k, d], row_weights [k, n] or None)`` by k single queries."""
+        aggs, ws = [], []
+        for x in xs:
+            with self.frozen(seed):
+                aggs.append(self(x))
+                ws.append(self.row_weights(x.shape[0]))
+        return torch.stack(aggs), kernels.stack_weights(ws, xs.shape[1], xs)
 
     def supports_line(self) -> bool:
         """Whether every stage declares a line path (``Stage.line``)."""
@@ -144,15 +165,18 @@ class Pipeline:
 
     def query_line(self, honest: Tensor, base: Tensor, direction: Tensor, scales: Tensor,
                    order: Tensor | None, seed: int | None, f: int | None = None,
-                   signs: Tensor | None = None) -> Tensor:
+                   signs: Tensor | None = None, weights: bool = False):
         """``[k, d]``: the aggregates of ``cat(honest, f rows base + scales[i] signs_j
         direction)[order]`` for every scale, as ``query_batch`` of those candidates,
         through the stages' line paths (``byzbench.aggregators.line``: the honest rows'
-        work done once) when every stage has one. ``f``: default ``len(order) - h``."""
+        work done once) when every stage has one. ``f``: default ``len(order) - h``.
+        ``weights=True``: ``(aggregates, row_weights [k, n] or None)`` in the
+        pipeline's row order, as ``query_batch(..., weights=True)``."""
         from byzbench.aggregators import line
 
         f = len(order) - honest.shape[0] if f is None else f
-        return line.query(self, honest, base, direction, scales, f, order, seed, signs)
+        return line.query(self, honest, base, direction, scales, f, order, seed, signs,
+                          weights)
 
     def stats(self) -> dict[str, float]:
         """Every stage's ``last_stats`` of the last call, merged."""
@@ -168,8 +192,26 @@ class Pipeline:
         w = self.rule.last_weights
         if w is None:
             return None
-        for p in reversed(self.preaggs):
-            m = p.last_mixing
-            if m is not None:
-                w = w @ m.to(w.dtype)
+        w = _compose(w, [p.last_mixing for p in self.preaggs])
         return w if w.shape[0] == n else None
+
+    def batch_row_weights(self, n: int) -> Tensor | None:
+        """``[k, n]``: :meth:`row_weights` of each problem of the last batched call (the
+        rule's ``last_batch_weights`` composed with ``last_batch_mixing``, problem by
+        problem with the same products: the same values as k single calls)."""
+        w = self.rule.last_batch_weights
+        if w is None:
+            return None
+        mixes = [p.last_batch_mixing for p in self.preaggs]
+        w = torch.stack([_compose(w[i], [None if m is None else m[i] for m in mixes])
+                         for i in range(w.shape[0])])
+        return w if w.shape[1] == n else None
+
+
+def _compose(w: Tensor, mixings: list[Tensor | None]) -> Tensor:
+    """Row weights ``w`` of the rule's input pulled back through the pre-aggregators'
+    mixing matrices (in order; None: row-preserving)."""
+    for m in reversed(mixings):
+        if m is not None:
+            w = w @ m.to(w.dtype)
+    return w

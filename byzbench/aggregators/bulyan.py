@@ -47,6 +47,7 @@ class Bulyan(Rule):
         require(n >= 4 * f + 3, "agg.f", f, f"bulyan needs n >= 4f + 3 (n={n})")
         self.n, self.f = n, f
         self.last_weights: Tensor | None = None
+        self.last_batch_weights: Tensor | None = None
 
     def select(self, d2: np.ndarray) -> list[int]:
         """Rows chosen by the iterated-Krum phase, in selection order."""
@@ -98,6 +99,7 @@ class Bulyan(Rule):
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = kernels.batch_by_pairwise
+    batch_weights = True
 
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:

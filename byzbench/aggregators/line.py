@@ -527,14 +527,20 @@ def _basis(honest: Tensor, base: Tensor, direction: Tensor) -> AffineBasis:
 
 def query(pipeline: Any, honest: Tensor, base: Tensor, direction: Tensor,
           scales: Tensor | list[float], f: int, order: Tensor | None, seed: int | None,
-          signs: Tensor | None = None) -> Tensor:
+          signs: Tensor | None = None, weights: bool = False):
     """``[k, d]``: the pipeline's aggregate of every candidate (see :func:`start`),
     without side effects, by the stages' line paths when all have one, else by
-    ``pipeline.query_batch`` on the materialized candidates."""
+    ``pipeline.query_batch`` on the materialized candidates.
+
+    ``weights=True``: ``(aggregates, row weights [k, n] or None)`` (pipeline row
+    order), always from ``query_batch(..., weights=True)`` on the materialized
+    candidates: a selection read from the family's Gram matrix can differ from the
+    single call's at near-ties (rows NNM mixed to nearly equal), and a weight decides
+    which side of a keep test a candidate falls."""
     fam = start(honest, base, direction, scales, f, order, signs)
     paths = [line_of(s) for s in pipeline.stages]
-    if not PATHS or any(p is None for p in paths):
-        return pipeline.query_batch(fam.materialize(), seed)
+    if weights or not PATHS or any(p is None for p in paths):
+        return pipeline.query_batch(fam.materialize(), seed, weights)
     with pipeline.frozen(seed):
         out: Any = fam
         for p in paths:

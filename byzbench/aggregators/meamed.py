@@ -50,6 +50,8 @@ class MeaMed(Rule):
 
         return block
 
+    batch_weights = True  # coordinate-wise: never any row weights
+
     def line(self, fam: Any) -> Tensor:
         """Line path (``aggregators.line``): the same window mean on the merged sorted
         columns, read from order statistics (no sort; bit-identical)."""

@@ -28,11 +28,14 @@ class Mean(Rule):
     Byzantine-robustness paper, e.g. Blanchard et al., NeurIPS 2017.
     """
 
+    batch_weights = True
+
     def __init__(self, n: int = 0, f: int = 0):
         require(n >= 0, "agg.n", n, "n >= 0")
         require(f >= 0, "agg.f", f, "f >= 0")
         self.n, self.f = n, f
         self.last_weights: Tensor | None = None
+        self.last_batch_weights: Tensor | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x [n, d] -> [d]``."""
@@ -47,4 +50,7 @@ class Mean(Rule):
     def batch(self, xs: Tensor) -> Tensor:
         """``xs [k, n, d] -> [k, d]``."""
         self.last_weights = None
+        k, n = xs.shape[:2]
+        self.last_batch_weights = torch.full((k, n), 1.0 / max(n, 1), dtype=xs.dtype,
+                                             device=xs.device)
         return xs.mean(dim=1)

@@ -44,6 +44,8 @@ class Median(Rule):
         kernels.check_rows("median", n, n >= 1, "n >= 1")
         return kernels.median_block
 
+    batch_weights = True  # coordinate-wise: never any row weights
+
     def line(self, fam: Any) -> Tensor:
         """Line path (``aggregators.line``): the middle order statistics of the merged
         columns, without a sort (bit-identical)."""

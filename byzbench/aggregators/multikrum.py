@@ -44,10 +44,12 @@ class MultiKrum(Rule):
         require(k_offset in (1, 2), "agg.k_offset", k_offset, "1 (ByzFL, BM) or 2 (paper)")
         self.n, self.f, self.m, self.k_offset = n, f, m, k_offset
         self.last_weights: Tensor | None = None
+        self.last_batch_weights: Tensor | None = None
 
     # Batched queries (Pipeline.query_batch): the k problems' distances computed
     # together (one Gram product for those needing no centering), the n x n part per k.
     batch = kernels.batch_by_pairwise
+    batch_weights = True
 
     def line(self, fam: Any) -> Tensor:
         """Line path (``aggregators.line``): the same selection on each candidate's

@@ -51,6 +51,8 @@ class Phocas(Rule):
 
         return block
 
+    batch_weights = True  # coordinate-wise: never any row weights
+
     def line(self, fam: Any) -> Tensor:
         """Line path (``aggregators.line``): the same window mean on the merged sorted
         columns, read from order statistics (no sort; bit-identical)."""

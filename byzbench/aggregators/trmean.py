@@ -45,6 +45,8 @@ class TrMean(Rule):
         # A selection (order statistics f .. n-f-1), not a full sort: kernels.order_mean.
         return lambda xc: kernels.order_mean(xc, f, n - f)
 
+    batch_weights = True  # coordinate-wise: never any row weights
+
     def line(self, fam: Any) -> Tensor:
         """Line path (``aggregators.line``): order statistics f .. n-f-1 of the merged
         columns summed in order (as ``kernels.order_mean``), without a sort."""

@@ -132,28 +132,61 @@ def largest_true(
     bisection until the bracket is within ``rtol`` (relative) or ``budget`` calls are
     spent. Returns the largest ``x`` verified true (0 if none). ``pred(0)`` is assumed.
     """
+    return largest_true_batched(lambda xs: [pred(x) for x in xs], start, hi, budget, rtol,
+                                depth=0)
+
+
+def largest_true_batched(
+    preds: Callable[[list[float]], list[bool]], start: float, hi: float, budget: int,
+    rtol: float = 1e-3, depth: int = 4,
+) -> float:
+    """:func:`largest_true` (the same result, ``budget`` counting the same tests) with
+    ``preds`` evaluating several points per call: the whole doubling grid in one call,
+    then ``depth`` bisection steps per call (the ``2^depth - 1`` midpoints they may
+    visit, computed as the steps compute them). ``depth=0``: one point per call, in
+    the sequential order."""
     good, bad, left = 0.0, None, int(budget)
-    x = min(start, hi)
-    while left > 0:
+    if left <= 0:
+        return good
+    grid = [min(start, hi)]
+    while len(grid) < left and grid[-1] < hi:
+        grid.append(min(2.0 * grid[-1], hi))
+    oks: list[bool] = [] if depth == 0 else preds(grid)
+    for i, x in enumerate(grid):
         left -= 1
-        if pred(x):
+        if (preds([x])[0] if depth == 0 else oks[i]):
             good = x
             if x >= hi:
                 return hi
-            x = min(2.0 * x, hi)
         else:
             bad = x
             break
     if bad is None:
         return good
     while left > 0 and bad - good > rtol * max(bad, _TINY):
-        mid = 0.5 * (good + bad)
-        left -= 1
-        if pred(mid):
-            good = mid
-        else:
-            bad = mid
+        steps = min(max(depth, 1), left)
+        pts = _bisection_tree(good, bad, steps, rtol)
+        seen = dict(zip(pts, preds(pts)))
+        for _ in range(steps):
+            if not bad - good > rtol * max(bad, _TINY):
+                break
+            mid = 0.5 * (good + bad)
+            left -= 1
+            if seen[mid]:
+                good = mid
+            else:
+                bad = mid
     return good
+
+
+def _bisection_tree(good: float, bad: float, depth: int, rtol: float) -> list[float]:
+    """The midpoints ``depth`` bisection steps of :func:`largest_true_batched` may test
+    from the bracket ``(good, bad)`` (parent first)."""
+    if depth == 0 or not bad - good > rtol * max(bad, _TINY):
+        return []
+    mid = 0.5 * (good + bad)
+    return [mid, *_bisection_tree(mid, bad, depth - 1, rtol),
+            *_bisection_tree(good, mid, depth - 1, rtol)]
 
 
 def alie_z_max(n: int, f: int, formula: str = "paper") -> float:
@@ -268,3 +301,39 @@ def query_candidates(ctx: Any, honest: Tensor, byz_rows: Callable[[float], Tenso
             buf.index_copy_(0, pos[h:], byz)
         outs.append(ctx.query_batch(buf.transpose(0, 1), ordered=True))
     return torch.cat(outs)
+
+
+# Candidates per call of query_line_weighted (also bounded by QUERY_BATCH_BYTES).
+LINE_CHUNK = 16
+
+
+def line_chunk(ctx: Any, honest: Tensor) -> int:
+    """Candidates per weighted line query: at most ``LINE_CHUNK`` and at most
+    ``QUERY_BATCH_BYTES`` of materialized input (a weighted query materializes)."""
+    n, d = honest.shape[0] + ctx.f, honest.shape[1]
+    return max(1, min(LINE_CHUNK, QUERY_BATCH_BYTES // max(1, n * d * honest.element_size())))
+
+
+def query_line_weighted(ctx: Any, honest: Tensor, base: Tensor, direction: Tensor,
+                        scales: list[float]) -> tuple[Tensor, Tensor | None]:
+    """``ctx.query_line(honest, base, direction, scales, weights=True)`` in calls of
+    :func:`line_chunk` candidates: ``(aggregates [k, d], weights [k, n] or None)``,
+    row i of the weights as ``ctx.query(candidate i, weights=True)`` (nan: None)."""
+    per = line_chunk(ctx, honest)
+    aggs: list[Tensor] = []
+    ws: list[Tensor | None] = []
+    for i in range(0, len(scales), per):
+        chunk = torch.tensor(scales[i:i + per], dtype=torch.float64)
+        a, w = ctx.query_line(honest, base, direction, chunk, weights=True)
+        aggs.append(a)
+        ws.extend([None] * len(a) if w is None else w.unbind(0))
+    return torch.cat(aggs), kernels.stack_weights(ws, honest.shape[0] + ctx.f, honest)
+
+
+def byz_kept(w: Tensor | None, i: int, h: int) -> bool | None:
+    """Whether candidate ``i``'s Byzantine rows (after the ``h`` honest ones) got total
+    weight > 0 (``w`` from :func:`query_line_weighted`); None where its query gave no
+    weights (the attack then judges by the aggregate)."""
+    if w is None or bool(torch.isnan(w[i]).all()):
+        return None
+    return bool(w[i, h:].sum() > 0)

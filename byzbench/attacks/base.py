@@ -93,9 +93,7 @@ class RoundContext:
             w = p.row_weights(x.shape[0]) if weights else None
         if not weights:
             return agg
-        if w is not None and order is not None:
-            w = torch.empty_like(w).index_copy_(0, order.to(w.device), w)
-        return agg, w
+        return agg, _input_order(w, order)
 
 
     def query_batch(self, xs: Tensor, ordered: bool = False) -> Tensor:
@@ -111,18 +109,32 @@ class RoundContext:
         return p.query_batch(xp, None if self.server_randomness else int(self.query_seed))
 
     def query_line(self, honest: Tensor, base: Tensor, direction: Tensor, scales: Tensor,
-                   signs: Tensor | None = None) -> Tensor:
+                   signs: Tensor | None = None, weights: bool = False):
         """``[k, d]``: ``query`` of ``cat(honest, f rows base + scales[i] signs_j
         direction)`` for every scale (``signs [f]``, default all 1): a line of
         candidates in one pipeline call, the honest rows' work done once
-        (``Pipeline.query_line``)."""
+        (``Pipeline.query_line``). ``weights=True`` returns ``(aggregates [k, d],
+        weights [k, n] or None)``: row i of the weights is what ``query(candidate i,
+        weights=True)`` gives (honest rows first; a row of nan where that query gives
+        None), by the stages' batched paths (``Pipeline.query_batch``)."""
         p = self.pipeline
         if p is None:
             raise RuntimeError("this attack needs the aggregation pipeline, none in context")
         order = self.query_order(honest.device) if honest.shape[0] + self.f == self.n else None
-        return p.query_line(honest, base, direction, scales, order,
-                            None if self.server_randomness else int(self.query_seed),
-                            f=self.f, signs=signs)
+        out = p.query_line(honest, base, direction, scales, order,
+                           None if self.server_randomness else int(self.query_seed),
+                           f=self.f, signs=signs, weights=weights)
+        if not weights:
+            return out
+        return out[0], _input_order(out[1], order)
+
+
+def _input_order(w: Tensor | None, order: Tensor | None) -> Tensor | None:
+    """Weights ``[..., n]`` of the rows in query order, put back in the input's row
+    order (``x[order]`` was aggregated)."""
+    if w is None or order is None:
+        return w
+    return torch.empty_like(w).index_copy_(w.dim() - 1, order.to(w.device), w)
 
 
 class Attack(Stateful):

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from byzbench import require
-from byzbench.attacks._ops import check_unit, empty_rows, length_unit
+from byzbench.attacks._ops import (
+    byz_kept,
+    check_unit,
+    empty_rows,
+    length_unit,
+    line_chunk,
+    query_line_weighted,
+)
 from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 
 
@@ -85,12 +93,32 @@ class FangKrum(Attack):
         s = torch.where(honest.mean(dim=0) >= 0, 1.0, -1.0).to(honest.dtype)
         lam = self.lambda_upper_bound(honest, h + f, f, self.neighbours)
         floor = self.threshold * length_unit(honest, self.unit)
-        for _ in range(self.max_halvings):
-            b = -lam * s
-            agg, w = ctx.query(torch.cat([honest, repeat_rows(b, f)]), weights=True)
-            chosen = bool(w[h:].sum() > 0) if w is not None else bool(torch.equal(agg, b))
-            if chosen or lam / 2 < floor:
-                break
-            lam /= 2
-        self.last_lambda = lam
-        return repeat_rows(-lam * s, f)
+        zero = torch.zeros_like(s)
+
+        def selected(lams: list[float]) -> list[bool]:
+            aggs, w = query_line_weighted(ctx, honest, zero, s, [-v for v in lams])
+            kept = [byz_kept(w, j, h) for j in range(len(lams))]
+            return [bool(torch.equal(aggs[j], -v * s)) if kept[j] is None else kept[j]
+                    for j, v in enumerate(lams)]
+
+        self.last_lambda = halving_search(lam, floor, self.max_halvings, selected,
+                                          line_chunk(ctx, honest))
+        return repeat_rows(-self.last_lambda * s, f)
+
+
+def halving_search(lam: float, floor: float, max_halvings: int,
+                   accepts: Callable[[list[float]], list[bool]], chunk: int) -> float:
+    """Halve ``lam`` until ``accepts`` it or its half is below ``floor`` (at most
+    ``max_halvings`` tests; the cap reached: the last value halved), evaluating the
+    tested values ``chunk`` at a time (``accepts(values) -> [bool]``): the same result
+    as testing them one by one."""
+    lams = [lam]
+    while len(lams) < max_halvings and not lams[-1] / 2 < floor:
+        lams.append(lams[-1] / 2)
+    for i in range(0, len(lams), chunk):
+        part = lams[i:i + chunk]
+        for v, ok in zip(part, accepts(part)):
+            if ok:
+                return v
+    last = lams[-1]
+    return last if last / 2 < floor else last / 2

@@ -7,9 +7,16 @@ import torch
 from torch import Tensor
 
 from byzbench import kernels, require
-from byzbench.attacks._ops import check_unit, empty_rows, honest_std, length_unit, own_grads
+from byzbench.attacks._ops import (
+    LINE_CHUNK,
+    check_unit,
+    empty_rows,
+    honest_std,
+    length_unit,
+    own_grads,
+)
 from byzbench.attacks.base import Attack, RoundContext, repeat_rows
-from byzbench.attacks.fang_krum import FangKrum
+from byzbench.attacks.fang_krum import FangKrum, halving_search
 
 TARGETS = ("trmean", "krum")
 
@@ -84,17 +91,19 @@ class FangPartial(Attack):
         return self.krum(own, mu, ctx)
 
     def krum(self, own: Tensor, mu: Tensor, ctx: RoundContext) -> Tensor:
+        """The halving search on the attacker's view (no pipeline query: its own
+        gradients stand for the honest ones), ``LINE_CHUNK`` views per batched distance
+        call (``kernels.pairwise_batch``)."""
         f = ctx.f
         s = torch.where(mu >= 0, 1.0, -1.0).to(own.dtype)
         lam = FangKrum.lambda_upper_bound(own, ctx.n, f, self.neighbours)
         floor = self.threshold * length_unit(own, self.unit)
         k = max(1, min(ctx.n - f - 2, 2 * f - 1))
-        for _ in range(self.max_halvings):
-            view = torch.cat([repeat_rows(-lam * s, f), own])
-            d2, _, _ = kernels.similarity.pairwise(view)
-            chosen = int(np.argmin(kernels.krum_scores(d2, k))) < f
-            if chosen or lam / 2 < floor:
-                break
-            lam /= 2
-        self.last_lambda = lam
-        return repeat_rows(-lam * s, f)
+
+        def selected(lams: list[float]) -> list[bool]:
+            views = torch.stack([torch.cat([repeat_rows(-v * s, f), own]) for v in lams])
+            return [int(np.argmin(kernels.krum_scores(pw.d2, k))) < f
+                    for pw in kernels.pairwise_batch(views)]
+
+        self.last_lambda = halving_search(lam, floor, self.max_halvings, selected, LINE_CHUNK)
+        return repeat_rows(-self.last_lambda * s, f)

@@ -10,10 +10,12 @@ from torch import Tensor
 
 from byzbench import ConfigError, require
 from byzbench.attacks._ops import (
+    byz_kept,
     check_unit,
     empty_rows,
-    largest_true,
+    largest_true_batched,
     length_unit,
+    query_line_weighted,
 )
 from byzbench.attacks.base import Attack, RoundContext, repeat_rows
 from byzbench.attacks.search import check_search, maximize_line
@@ -52,7 +54,7 @@ class FiniteNorm(Attack):
     * ``largest_kept`` (byzbench's default before the fair protocol): the largest
       ``gamma in [0, cap]`` for which the
       pipeline still *keeps* b, by doubling from ``gamma`` then bisection (relative
-      tolerance ``rtol``, at most ``budget`` tests) on ``ctx.query`` (the real
+      tolerance ``rtol``, at most ``budget`` tests) on ``ctx.query_line`` (the real
       pre-aggregators + rule, no side effects). "Keeps" is byzbench's precise reading:
       if the rule exposes ``last_weights`` (composed through pre-aggregators'
       ``last_mixing``), b is kept iff the Byzantine rows get total weight > 0 (Krum:
@@ -74,8 +76,9 @@ class FiniteNorm(Attack):
         cap: upper end of the search, > lo (>= gamma for ``largest_kept``), units.
         lo: lower end of the ``adaptive`` scan (0 < lo < cap, units).
         unit: ``spread | pivot_norm | absolute``.
-        budget: ``adaptive``: pipeline evaluations; ``largest_kept``: max keep-tests (a
-            test is one pipeline evaluation when the rule exposes weights, else two).
+        budget: ``adaptive``: pipeline evaluations; ``largest_kept``: max keep-tests
+            (evaluated in batches: the doubling grid at once, then the midpoints of 4
+            bisection steps; each tested gamma is two candidates of a line query).
         search: ``scan | lpd`` (``adaptive`` only).
         rtol: relative bisection tolerance.
         keep_rate: response threshold as a fraction of the mean's rate f / n.
@@ -178,23 +181,29 @@ class FiniteNorm(Attack):
         self.last_gamma = gamma
         return repeat_rows(mu + gamma * e, ctx.f)
 
-    def keeps(self, honest: Tensor, mu: Tensor, e: Tensor, gamma: float, ctx: RoundContext) -> bool:
-        """Whether the pipeline keeps ``b = mu + gamma e`` (see the class docstring)."""
-        h, f = honest.shape[0], ctx.f
-        x = torch.cat([honest, repeat_rows(mu + gamma * e, f)])
-        agg, w = ctx.query(x, weights=True)
-        self.last_evals += 1
-        if w is not None:
-            return bool(w[h:].sum() > 0)
+    def keeps(self, honest: Tensor, mu: Tensor, e: Tensor, gammas: list[float],
+              ctx: RoundContext) -> list[bool]:
+        """Whether the pipeline keeps each ``b = mu + gamma e`` (see the class
+        docstring), in one weighted line query of the gammas and their response points
+        ``gamma (1 - 1e-3)`` (used where the rule exposes no weights)."""
+        h, f, k = honest.shape[0], ctx.f, len(gammas)
         delta = 1e-3
-        x2 = torch.cat([honest, repeat_rows(mu + gamma * (1 - delta) * e, f)])
-        self.last_evals += 1
-        rate = float((agg - ctx.query(x2)) @ e) / (delta * gamma * float(e @ e))
-        return rate >= self.keep_rate * f / (h + f)
+        aggs, w = query_line_weighted(ctx, honest, mu, e,
+                                      [*gammas, *(g * (1 - delta) for g in gammas)])
+        self.last_evals += 2 * k
+        out = []
+        for i, gamma in enumerate(gammas):
+            kept = byz_kept(w, i, h)
+            if kept is None:
+                rate = float((aggs[i] - aggs[k + i]) @ e) / (delta * gamma * float(e @ e))
+                kept = rate >= self.keep_rate * f / (h + f)
+            out.append(kept)
+        return out
 
     def adaptive_gamma(self, honest: Tensor, mu: Tensor, e: Tensor, ctx: RoundContext) -> float:
-        """Largest gamma in [0, cap] the pipeline keeps (doubling + bisection)."""
-        return largest_true(
-            lambda g: self.keeps(honest, mu, e, g, ctx),
+        """Largest gamma in [0, cap] the pipeline keeps (doubling + bisection: the
+        doubling grid in one line query, then 4 bisection steps per query)."""
+        return largest_true_batched(
+            lambda gs: self.keeps(honest, mu, e, gs, ctx),
             start=self.gamma, hi=self.cap, budget=self.budget, rtol=self.rtol,
         )

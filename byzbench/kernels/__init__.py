@@ -54,6 +54,7 @@ from byzbench.kernels.rows import (  # noqa: F401
     random_projections,
     reusable,
     sample_columns,
+    stack_weights,
     to_np,
 )
 from byzbench.kernels.selection import (  # noqa: F401

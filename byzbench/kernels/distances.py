@@ -350,6 +350,14 @@ def batch_by_pairwise(stage: Callable[..., Tensor], xs: Tensor) -> Tensor:
     """The batched path of a distance-based rule (``batch = kernels.batch_by_pairwise``
     in its class, whose ``__call__(x, pw=None)`` takes a precomputed :func:`pairwise`
     result): ``xs [k, n, d] -> [k, d]``, ``stage(xs[i], pw=pws[i])`` with the k results
-    computed together (:func:`pairwise_batch`) and passed explicitly."""
+    computed together (:func:`pairwise_batch`) and passed explicitly. Sets the rule's
+    ``last_batch_weights`` from each call's ``last_weights`` (``stack_weights``)."""
+    from byzbench.kernels.rows import stack_weights
+
     pws = pairwise_batch(xs)
-    return torch.stack([stage(x, pw=pw) for x, pw in zip(xs.unbind(0), pws)])
+    outs, ws = [], []
+    for x, pw in zip(xs.unbind(0), pws):
+        outs.append(stage(x, pw=pw))
+        ws.append(stage.last_weights)
+    stage.last_batch_weights = stack_weights(ws, xs.shape[1], xs)
+    return torch.stack(outs)

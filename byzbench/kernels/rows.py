@@ -85,6 +85,15 @@ def one_hot(n: int, idx: np.ndarray | list[int], like: Tensor) -> Tensor:
     return w
 
 
+def stack_weights(ws: list[Tensor | None], n: int, like: Tensor) -> Tensor | None:
+    """``[k, n]``: the problems' weights ``ws[i] [n]`` stacked, a row of nan where a
+    problem has none (``None``); None when none has weights."""
+    if all(w is None for w in ws):
+        return None
+    nan = torch.full((n,), float("nan"), dtype=like.dtype, device=like.device)
+    return torch.stack([nan if w is None else w.to(nan) for w in ws])
+
+
 def random_projections(x: Tensor, bad: np.ndarray, k: int,
                        generator: torch.Generator) -> np.ndarray:
     """``[n, k]`` float64: the finite rows minus their mean, projected on ``k`` random unit

@@ -60,6 +60,8 @@ class ARC(PreAggregator):
         scale = torch.where(norms > c, c / norms, torch.ones_like(norms))
         return torch.mul(x, scale.unsqueeze(1), out=kernels.reusable(self, tuple(x.shape), x))
 
+    batch_mixing = True  # row-preserving
+
     def line(self, fam: Any) -> Any:
         """Line path (``aggregators.line``): row norms from the family's Gram matrix,
         the same threshold per candidate, the rows scaled."""

@@ -45,6 +45,8 @@ class Clipping(PreAggregator):
         scale = torch.clamp(self.threshold / norms, max=1.0)
         return torch.mul(x, scale.unsqueeze(1), out=kernels.reusable(self, tuple(x.shape), x))
 
+    batch_mixing = True  # row-preserving
+
     def line(self, fam: Any) -> Any:
         """Line path (``aggregators.line``): row norms from the family's Gram matrix
         (quadratics in the scale), the rows scaled."""

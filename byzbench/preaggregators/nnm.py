@@ -48,12 +48,15 @@ class NNM(PreAggregator):
     AISTATS 2023.
     """
 
+    batch_mixing = True
+
     def __init__(self, n: int, f: int):
         require(f >= 0, "preagg.nnm.f", f, "f >= 0")
         require(f < n, "preagg.nnm.f", f, f"nnm needs f < n (n={n})")
         self.n, self.f = n, f
         self.n_out = n
         self.last_mixing: Tensor | None = None
+        self.last_batch_mixing: Tensor | None = None
 
     @kernels.single_blas
     def batch(self, xs: Tensor) -> Tensor:
@@ -65,9 +68,15 @@ class NNM(PreAggregator):
         views = list(xs.unbind(0))
         pws = kernels.pairwise_batch(xs)
         if any(pw.bad.any() for pw in pws):
-            return torch.stack([self(x, pw=pw).clone() for x, pw in zip(views, pws)])
+            outs, mixes = [], []
+            for x, pw in zip(views, pws):
+                outs.append(self(x, pw=pw).clone())
+                mixes.append(self.last_mixing)
+            self.last_batch_mixing = torch.stack(mixes)
+            return torch.stack(outs)
         mixes = [neighbour_mixing(pw.d2, n - f) for pw in pws]
         w = torch.as_tensor(np.stack(mixes), dtype=xs.dtype).to(xs.device)
+        self.last_batch_mixing = w
         return torch.bmm(w, xs)
 
     def line(self, fam: Any) -> Any:
