@@ -71,11 +71,27 @@ class AffineBasis:
     raw: Tensor
     raw_host: np.ndarray
     pos: np.ndarray
-    gram: np.ndarray
+    z: np.ndarray  # [r + 1, d] float64: the centre, then the centred rows (for ``gram``)
     bad: np.ndarray
     nan: np.ndarray
     center: np.ndarray
     cache: dict = field(default_factory=dict)
+
+    @property
+    def gram(self) -> np.ndarray:
+        """``[r + 1, r + 1]`` float64 Gram matrix of ``z`` (bad rows and columns zeroed),
+        computed on first use: the coordinate-wise rules and the mean never need it."""
+        g = self.cache.get("gram")
+        if g is None:
+            zt = torch.from_numpy(self.z)
+            with np.errstate(invalid="ignore", over="ignore"):
+                g = (zt @ zt.T).numpy()  # torch's product: its thread setting, not numpy's
+            g = 0.5 * (g + g.T)
+            ok = np.r_[True, ~self.bad]
+            g[~ok, :] = 0.0
+            g[:, ~ok] = 0.0
+            self.cache["gram"] = g
+        return g
 
     @property
     def r(self) -> int:
@@ -124,15 +140,10 @@ class AffineBasis:
             z[0] = cn
             np.subtract(x, cn, out=z[1:])
             z[1:][~pos] = x[~pos]
-            zt = torch.from_numpy(z)
-            g = (zt @ zt.T).numpy()  # torch's product: its thread setting, not numpy's BLAS
-        g = 0.5 * (g + g.T)
-        diag = np.diagonal(g).copy()
-        ok = np.isfinite(diag)
-        ok[0] = True
-        g[~ok, :] = 0.0
-        g[:, ~ok] = 0.0
-        return AffineBasis(rows, x, pos, g, ~ok[1:], np.isnan(diag[1:]), cn)
+            # the Gram diagonal (squared norms: non-negative terms, so whether the sum
+            # is finite does not depend on the order of summation); the Gram itself lazily
+            diag = np.einsum("ij,ij->i", z[1:], z[1:])
+        return AffineBasis(rows, x, pos, z, ~np.isfinite(diag), np.isnan(diag), cn)
 
     def extend(self, v: Tensor) -> tuple[AffineBasis, int]:
         """This basis plus the position row ``v`` (same centre); its index. Memoized."""
@@ -523,6 +534,12 @@ def _basis(honest: Tensor, base: Tensor, direction: Tensor) -> AffineBasis:
         hit = _BASES[key] = AffineBasis.build(rows, pos, central=np.arange(h + 2) < h)
         hit.cache["_keep"] = (honest, base, direction)  # ids stay valid while cached
     return hit
+
+
+def has_paths(pipeline: Any) -> bool:
+    """Whether line queries of ``pipeline`` take the stages' line paths (every stage has
+    one, and ``PATHS``): then a call costs more than its candidates."""
+    return PATHS and all(line_of(s) is not None for s in pipeline.stages)
 
 
 def query(pipeline: Any, honest: Tensor, base: Tensor, direction: Tensor,

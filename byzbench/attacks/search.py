@@ -101,17 +101,30 @@ def _logspace(a: float, b: float, k: int) -> list[float]:
 class _Tracker:
     """Evaluated points and the running best (ties within ``rtol`` -> smallest x)."""
 
-    def __init__(self, objective: Objective):
+    def __init__(self, objective: Objective | None):
         self.objective = objective
         self.xs: list[float] = []
         self.vs: list[float] = []
+        self.memo: dict[float, float] = {}  # prefetched values by scale
+
+    def _call(self, xs: list[float]) -> list[float]:
+        v = self.objective(torch.tensor(xs, dtype=torch.float64))
+        v = host.to_host(torch.as_tensor(v), torch.float64).reshape(-1)
+        return torch.nan_to_num(v, nan=-math.inf).tolist()
+
+    def prefetch(self, xs: list[float]) -> None:
+        """Evaluate ``xs`` in one call and keep the values for :meth:`eval`."""
+        todo = list(dict.fromkeys(x for x in xs if x not in self.memo))
+        if todo:
+            self.memo.update(zip(todo, self._call(todo)))
 
     def eval(self, xs: list[float]) -> list[float]:
         if not xs:
             return []
-        v = self.objective(torch.tensor(xs, dtype=torch.float64))
-        v = host.to_host(torch.as_tensor(v), torch.float64).reshape(-1)
-        v = torch.nan_to_num(v, nan=-math.inf).tolist()
+        miss = [x for x in xs if x not in self.memo]
+        if miss:
+            self.memo.update(zip(miss, self._call(miss)))
+        v = [self.memo[x] for x in xs]
         self.xs += xs
         self.vs += v
         return v
@@ -128,10 +141,14 @@ class _Tracker:
 
 
 def maximize(objective: Objective, lo: float, hi: float, budget: int, method: str = "scan",
-             start: float = 0.0, delta: float = 1.0, ratio: float = 0.8) -> SearchResult:
+             start: float = 0.0, delta: float = 1.0, ratio: float = 0.8,
+             speculate: bool = False) -> SearchResult:
     """Maximize ``objective`` over scales (see the module docstring); at most ``budget``
     evaluations. ``start``, ``delta``, ``ratio`` are used by the reference line searches
-    (``method="lpd" | "byzfl"``) only."""
+    (``method="lpd" | "byzfl"``) only. ``speculate``: evaluate every point the edge
+    bisection may ask for in one batched call before it runs (for objectives whose
+    calls cost more than their candidates: line queries); the search and its result
+    are the same, ``evals`` counts the points it used."""
     budget = int(budget)
     if method in ("lpd", "byzfl"):
         return _line(objective, budget, start, delta, ratio, forward_only=method == "byzfl")
@@ -153,19 +170,44 @@ def maximize(objective: Objective, lo: float, hi: float, budget: int, method: st
             kl, kr = n2 // 2, n2 - n2 // 2
         pts = _logspace(left, bx, kl + 2)[1:-1] + _logspace(bx, right, kr + 2)[1:-1]
         tr.eval(pts)
-    for _ in range(budget - len(tr.xs)):
-        bx, bv = tr.best()
-        other = None  # the right side first (cliffs), else the left (a plateau's start)
-        for x in (min((x for x in tr.xs if x > bx), default=None),
-                  max((x for x in tr.xs if x < bx), default=None)):
-            if x is not None and tr.vs[tr.xs.index(x)] < bv - tr.tol():
-                other = x
-                break
-        if other is None:
+    steps = budget - len(tr.xs)
+    if speculate and steps > 1:
+        tr.prefetch(_bisection_tree(tr.xs, tr.vs, steps))
+    for _ in range(steps):
+        m = _next_bisection(tr.xs, tr.vs)
+        if m is None:
             break  # flat around the best point: nothing left to locate
-        tr.eval([math.sqrt(bx * other)])
+        tr.eval([m])
     x, v = tr.best()
     return SearchResult(x=x, value=v, evals=len(tr.xs))
+
+
+def _next_bisection(xs: list[float], vs: list[float]) -> float | None:
+    """The edge bisection's next point: the geometric midpoint between the best point
+    and its right neighbour when that is lower (a cliff), else its left neighbour when
+    that is lower (a plateau's start); None when neither is."""
+    t = _Tracker(None)
+    t.xs, t.vs = xs, vs
+    bx, bv = t.best()
+    for x in (min((x for x in xs if x > bx), default=None),
+              max((x for x in xs if x < bx), default=None)):
+        if x is not None and vs[xs.index(x)] < bv - t.tol():
+            return math.sqrt(bx * x)
+    return None
+
+
+def _bisection_tree(xs: list[float], vs: list[float], depth: int) -> list[float]:
+    """The points the next ``depth`` bisection steps may evaluate, for the two outcomes
+    of each (the midpoint becomes the best point, or is lower than it): at most
+    ``2**depth - 1`` points. A prediction only: the steps still run one by one on the
+    values, and a point outside the tree is evaluated when asked."""
+    m = _next_bisection(xs, vs)
+    if m is None or depth <= 0:
+        return []
+    out = [m]
+    for v in (math.inf, -math.inf):  # best (not finite: the tolerance is unchanged), lower
+        out += _bisection_tree([*xs, m], [*vs, v], depth - 1)
+    return out
 
 
 def maximize_line(ctx: Any, honest: Tensor, base: Tensor, direction: Tensor,
@@ -181,7 +223,10 @@ def maximize_line(ctx: Any, honest: Tensor, base: Tensor, direction: Tensor,
     def objective(cs: Tensor) -> Tensor:
         return score(ctx.query_line(honest, base, direction, cs, signs))
 
-    return maximize(objective, lo, hi, budget, method, **kw)
+    from byzbench.aggregators import line
+
+    return maximize(objective, lo, hi, budget, method, speculate=line.has_paths(ctx.pipeline),
+                    **kw)
 
 
 def _line(objective: Objective, evals: int, start: float, delta: float, ratio: float,

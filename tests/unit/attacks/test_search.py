@@ -62,3 +62,40 @@ def test_largest_true_budgets():
     assert 5.3 * (1 - 2e-4) <= x <= 5.3 and len(calls) <= 30
     assert largest_true(lambda g: True, 1.0, 64.0, 30) == 64.0
     assert largest_true(lambda g: False, 1.0, 64.0, 30) == 0.0
+
+
+def _shapes():
+    """Objectives of every shape the maximizer meets: rise then cliff, plateau, smooth
+    peak, monotone, noisy, flat, nan regions, ties (values on a coarse grid)."""
+    g = torch.Generator().manual_seed(5)
+    out = [lambda x: x if x < 3.7 else -1.0, lambda x: min(x, 2.0),
+           lambda x: -(math.log(x) - 0.3) ** 2,
+           lambda x: x, lambda x: 0.0, lambda x: float("nan") if x > 5 else x,
+           lambda x: round(math.sin(3 * x), 1)]
+    for _ in range(20):
+        c, w = float(torch.rand(1, generator=g)) * 10, float(torch.rand(1, generator=g)) + 0.1
+        noise = torch.rand(64, generator=g).tolist()
+        out.append(lambda x, c=c, w=w, nz=noise: (x if x < c else -x) + w * nz[int(x * 7) % 64])
+    return out
+
+
+@pytest.mark.parametrize("budget", [6, 16, 24])
+def test_speculative_bisection_is_the_same_search_in_fewer_calls(budget):
+    """``speculate=True`` prefetches the edge bisection's possible points in one call:
+    the same points are used, so the result (scale, value, evals) is identical; the
+    objective is called at most 3 times (scan, refine, the prefetch) when the
+    predictions hold, against up to ``budget - n1 - n2 + 2`` calls."""
+    fewer = 0
+    for fn in _shapes():
+        calls = {True: 0, False: 0}
+
+        def obj(xs, spec, fn=fn, calls=calls):
+            calls[spec] += 1
+            return torch.tensor([fn(float(x)) for x in xs], dtype=torch.float64)
+
+        plain = maximize(lambda xs: obj(xs, False), 0.01, 10.0, budget)
+        spec = maximize(lambda xs: obj(xs, True), 0.01, 10.0, budget, speculate=True)
+        assert spec == plain
+        assert calls[True] <= calls[False]
+        fewer += calls[True] < calls[False]
+    assert fewer >= 10
