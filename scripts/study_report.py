@@ -59,7 +59,7 @@ def study_block(root: Path, studies: tuple = STUDIES) -> tuple[str, dict[str, di
         for i, (title, sweep, versus, shown) in enumerate(studies):
             d = root / SWEEPS / sweep
             parts.append(f"### {title}\n\n```bash\n{_command(sweep, versus)}\n```\n")
-            if not list(d.glob("*/summary.json")):
+            if not list(d.rglob("summary.json")):
                 parts.append(f"Not run: no finished run below `{SWEEPS}/{sweep}`.\n")
                 continue
             out = Path(tmp) / str(i)
@@ -70,7 +70,7 @@ def study_block(root: Path, studies: tuple = STUDIES) -> tuple[str, dict[str, di
             if versus:
                 got["versus"] = paths[f"versus_{versus}_test_accuracy"].read_text()
             texts[title] = got
-            n = len(list(d.glob("*/summary.json")))
+            n = len(list(d.rglob("summary.json")))
             parts.append(f"{n} finished runs.\n")
             parts += [_demote(got[k], 3) for k in shown]
     return "\n".join(parts), texts
