@@ -39,6 +39,20 @@ def test_blocks_hold_the_report_output_and_commands(tmp_path):
     assert "| seesaw | 1 | 1 | 1 | 0 |" in summary and "not run yet" in summary
 
 
+def test_mnist1d_block_reads_nested_run_dirs(tmp_path):
+    """The MNIST-1D grids sweep ``solver=mnist1d/<name>``: their run dirs nest one level
+    deeper (``.../solver=mnist1d/adam/``) and are found."""
+    d = tmp_path / "outputs" / "sweeps" / "seesaw_vs_finite_norm_mnist1d" / "mnist1d"
+    for i, (attack, acc) in enumerate((("finite_norm", 0.7), ("seesaw", 0.5))):
+        fake_run(d / f"attack={attack}" / "solver=mnist1d", "adam",
+                 overrides=[f"attack={attack}", "agg=krum", "attack.cap=2",
+                            "solver=mnist1d/adam"], seed=0,
+                 curves={"test_accuracy": [0.1, acc]})
+    block, texts = sr.study_block(tmp_path, sr.STUDIES_MNIST1D)
+    assert "2 finished runs." in block and "| krum | -0.200 * |" in block
+    assert "Not run: no finished run below `outputs/sweeps/seesaw_baseline_mnist1d" in block
+
+
 def test_replace_block_between_markers(tmp_path):
     p = tmp_path / "doc.md"
     p.write_text("head\n<!-- x:begin -->\nold\n<!-- x:end -->\ntail\n")
@@ -50,6 +64,7 @@ def test_replace_block_between_markers(tmp_path):
 
 def test_docs_have_the_markers():
     root = SCRIPT.parents[1]
-    for doc, name in (("docs/STUDY.md", "study-results"), ("README.md", "study-summary")):
+    for doc, name in (("docs/STUDY.md", "study-results"), ("README.md", "study-summary"),
+                      ("docs/STUDY.md", "study-mnist1d")):
         text = (root / doc).read_text()
         assert f"<!-- {name}:begin -->" in text and f"<!-- {name}:end -->" in text
