@@ -43,7 +43,7 @@ def test_mnist1d_block_reads_nested_run_dirs(tmp_path):
     """The MNIST-1D grids sweep ``solver=mnist1d/<name>``: their run dirs nest one level
     deeper (``.../solver=mnist1d/adam/``) and are found."""
     d = tmp_path / "outputs" / "sweeps" / "seesaw_vs_finite_norm_mnist1d" / "mnist1d"
-    for i, (attack, acc) in enumerate((("finite_norm", 0.7), ("seesaw", 0.5))):
+    for attack, acc in (("finite_norm", 0.7), ("seesaw", 0.5)):
         fake_run(d / f"attack={attack}" / "solver=mnist1d", "adam",
                  overrides=[f"attack={attack}", "agg=krum", "attack.cap=2",
                             "solver=mnist1d/adam"], seed=0,
