@@ -137,7 +137,7 @@ class CAF(Rule):
             self.generator.set_state(state)
             return self(x, pw=pw)
 
-        return kernels.batch_by_pairwise(one, xs)
+        return kernels.batch_by_pairwise(one, xs, rule=self)
 
     @kernels.single_blas
     def __call__(self, x: Tensor, pw: kernels.Pairwise | None = None) -> Tensor:

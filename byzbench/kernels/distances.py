@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -346,18 +346,20 @@ def pairwise_batch(xs: Tensor) -> list[Pairwise]:
     return out  # type: ignore[return-value]
 
 
-def batch_by_pairwise(stage: Callable[..., Tensor], xs: Tensor) -> Tensor:
+def batch_by_pairwise(stage: Callable[..., Tensor], xs: Tensor, rule: Any = None) -> Tensor:
     """The batched path of a distance-based rule (``batch = kernels.batch_by_pairwise``
     in its class, whose ``__call__(x, pw=None)`` takes a precomputed :func:`pairwise`
     result): ``xs [k, n, d] -> [k, d]``, ``stage(xs[i], pw=pws[i])`` with the k results
     computed together (:func:`pairwise_batch`) and passed explicitly. Sets the rule's
-    ``last_batch_weights`` from each call's ``last_weights`` (``stack_weights``)."""
+    ``last_batch_weights`` from each call's ``last_weights`` (``stack_weights``);
+    ``rule``: the rule object when ``stage`` is a function calling it (default: stage)."""
     from byzbench.kernels.rows import stack_weights
 
+    rule = stage if rule is None else rule
     pws = pairwise_batch(xs)
     outs, ws = [], []
     for x, pw in zip(xs.unbind(0), pws):
         outs.append(stage(x, pw=pw))
-        ws.append(stage.last_weights)
-    stage.last_batch_weights = stack_weights(ws, xs.shape[1], xs)
+        ws.append(rule.last_weights)
+    rule.last_batch_weights = stack_weights(ws, xs.shape[1], xs)
     return torch.stack(outs)
