@@ -63,6 +63,7 @@ from byzbench import host, require
 
 SEARCHES = ("scan", "lpd", "byzfl")
 TIE_RTOL = 1e-6
+SPECULATE_DEPTH = 4  # bisection steps prefetched per call (at most 2**4 - 1 = 15 points)
 Objective = Callable[[Tensor], Tensor]
 
 
@@ -171,12 +172,12 @@ def maximize(objective: Objective, lo: float, hi: float, budget: int, method: st
         pts = _logspace(left, bx, kl + 2)[1:-1] + _logspace(bx, right, kr + 2)[1:-1]
         tr.eval(pts)
     steps = budget - len(tr.xs)
-    if speculate and steps > 1:
-        tr.prefetch(_bisection_tree(tr.xs, tr.vs, steps))
-    for _ in range(steps):
+    for i in range(steps):
         m = _next_bisection(tr.xs, tr.vs)
         if m is None:
             break  # flat around the best point: nothing left to locate
+        if speculate and m not in tr.memo and steps - i > 1:
+            tr.prefetch(_bisection_tree(tr.xs, tr.vs, min(steps - i, SPECULATE_DEPTH)))
         tr.eval([m])
     x, v = tr.best()
     return SearchResult(x=x, value=v, evals=len(tr.xs))

@@ -11,7 +11,7 @@ import torch
 from unit_helpers import f64
 
 from byzbench.attacks._ops import largest_true
-from byzbench.attacks.search import maximize, pointwise
+from byzbench.attacks.search import SPECULATE_DEPTH, maximize, pointwise
 from byzbench.attacks.tuning import Tuned
 
 from .helpers import Shift, ctx, soft_rule
@@ -79,18 +79,19 @@ def _shapes():
     return out
 
 
-@pytest.mark.parametrize("budget", [6, 16, 24])
+@pytest.mark.parametrize("budget", [6, 16, 24, 64])
 def test_speculative_bisection_is_the_same_search_in_fewer_calls(budget):
     """``speculate=True`` prefetches the edge bisection's possible points in one call:
     the same points are used, so the result (scale, value, evals) is identical; the
-    objective is called at most 3 times (scan, refine, the prefetch) when the
-    predictions hold, against up to ``budget - n1 - n2 + 2`` calls."""
+    objective is called fewer times; a prefetch holds at most 2**SPECULATE_DEPTH - 1
+    points, whatever the budget."""
     fewer = 0
     for fn in _shapes():
         calls = {True: 0, False: 0}
 
         def obj(xs, spec, fn=fn, calls=calls):
             calls[spec] += 1
+            assert len(xs) <= max(budget // 2 + 1, 2 ** SPECULATE_DEPTH - 1)
             return torch.tensor([fn(float(x)) for x in xs], dtype=torch.float64)
 
         plain = maximize(lambda xs: obj(xs, False), 0.01, 10.0, budget)
