@@ -130,3 +130,28 @@ def test_row_identity_needs_refuse_a_row_changing_preaggregator():
         build_pipeline({"b": {"_target_": "byzbench.preaggregators.bucketing.Bucketing"}},
                        {"_target_": "byzbench.aggregators.monna.MoNNA", "pivot": "honest"},
                        12, 2, torch.Generator())
+
+
+def test_topologies_are_declared_and_checked():
+    """``topologies`` is a non-empty subset of {server, gossip} (TypeError at class
+    creation otherwise); the build refuses a stage in a topology it does not declare,
+    in one line naming the stage; gossip-only options are exactly the gossip rules and
+    graph attacks."""
+    from byzbench import ConfigError
+    from byzbench.config import declared_topologies
+
+    with pytest.raises(TypeError, match="topologies"):
+        type("Moon", (Rule,), {"topologies": frozenset({"moon"})})
+    with pytest.raises(TypeError, match="topologies"):
+        type("Nowhere", (Rule,), {"topologies": frozenset()})
+    only = type("OnlyGossip", (Rule,), {"topologies": frozenset({"gossip"}),
+                                        "__call__": lambda self, x: x.mean(0)})
+    with pytest.raises(ConfigError, match="^agg=OnlyGossip is invalid with topology=server"):
+        only.check_topology("server", "agg", "OnlyGossip")
+    only.check_topology("gossip", "agg", "OnlyGossip")
+    gossip_only = {f"{g}/{p.stem}" for g in ("agg", "attack", "preagg")
+                   for p in (Path(CONF_DIR) / g).glob("*.yaml")
+                   if declared_topologies(p) == {"gossip"}}
+    assert gossip_only == {"agg/bridge", "agg/clipped_gossip", "agg/cs_plus_rg",
+                           "agg/gossip_avg", "agg/gts_rg", "agg/ios", "attack/dissensus",
+                           "attack/dissensus_rg", "attack/spectral"}
