@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import alie_z_max, empty_rows, honest_std
-from byzbench.attacks.base import Attack, RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_node_rows, repeat_rows
 
 SIDES = ("minus", "plus")
 
@@ -53,9 +54,19 @@ class ALIE(Attack):
         """``(base, direction, None)``: the rows are ``mu - z sigma``."""
         return honest.mean(dim=0), -honest_std(honest), None
 
+    batch_nodes = True
+
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         if ctx.f == 0:
             return empty_rows(honest)
         z = self.z if self.z is not None else alie_z_max(ctx.n, ctx.f, self.z_formula)
         sign = -1.0 if self.side == "minus" else 1.0
         return repeat_rows(honest.mean(dim=0) + sign * z * honest_std(honest), ctx.f)
+
+    def nodes(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        """The rows for k recipients ``[k, h, d] -> [k, f, d]`` (gossip)."""
+        z = self.z if self.z is not None else alie_z_max(ctx.n, ctx.f, self.z_formula)
+        sign = -1.0 if self.side == "minus" else 1.0
+        sd = honest.std(dim=1, correction=1) if honest.shape[1] > 1 else \
+            torch.zeros_like(honest[:, 0])
+        return repeat_node_rows(honest.mean(dim=1) + sign * z * sd, ctx.f)

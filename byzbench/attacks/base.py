@@ -158,6 +158,10 @@ class Attack(Stateful):
       range, and attribute values it sets first.
     * ``state_keys`` / ``generator_keys`` (empty): what persists across rounds
       (``state_dict`` / ``load_state_dict``).
+    * ``batch_nodes`` (False): :meth:`nodes` computes the rows for k gossip recipients
+      of equal neighbourhood shape in one call; the gossip round then calls it once per
+      group instead of once per recipient. Declared only by attacks without state or
+      random draws, whose batched rows equal the per-recipient ones (tested).
     """
 
     local: ClassVar[bool] = False
@@ -167,11 +171,18 @@ class Attack(Stateful):
     scale_param: ClassVar[str | None] = None
     scale_range: ClassVar[tuple[float, float]] = (0.01, 10.0)
     scale_overrides: ClassVar[dict[str, Any]] = {}
+    batch_nodes: ClassVar[bool] = False
     capabilities = Stateful.capabilities | {"local", "poisons_data", "byz_momentum",
                                             "server_randomness", "scale_param",
-                                            "scale_range", "scale_overrides"}
+                                            "scale_range", "scale_overrides", "batch_nodes"}
 
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        raise NotImplementedError
+
+    def nodes(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        """``[k, f, d]``: the rows for k recipients at once (``batch_nodes``): ``honest
+        [k, h, d]`` each recipient's honest rows (its own first), ``ctx`` a gossip
+        ``NodeContext`` whose per-recipient fields are stacked (``weights [k, n]``)."""
         raise NotImplementedError
 
     @property
@@ -235,3 +246,8 @@ def as_attack(obj: Any) -> Attack:
 def repeat_rows(b: Tensor, f: int) -> Tensor:
     """``b [d] -> [f, d]``: every Byzantine worker sends the same vector."""
     return b.unsqueeze(0).expand(f, -1).clone()
+
+
+def repeat_node_rows(b: Tensor, f: int) -> Tensor:
+    """``b [k, d] -> [k, f, d]``: :func:`repeat_rows` for k recipients at once."""
+    return b.unsqueeze(1).expand(-1, f, -1).clone()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from byzbench.attacks.base import Attack, RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_node_rows, repeat_rows
 
 
 class IPM(Attack):
@@ -32,5 +32,11 @@ class IPM(Attack):
         mu = honest.mean(dim=0)
         return torch.zeros_like(mu), -mu, None
 
+    batch_nodes = True
+
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         return repeat_rows(-self.eps * honest.mean(dim=0), ctx.f)
+
+    def nodes(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        """The rows for k recipients ``[k, h, d] -> [k, f, d]`` (gossip)."""
+        return repeat_node_rows(-self.eps * honest.mean(dim=1), ctx.f)

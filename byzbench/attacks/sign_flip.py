@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzbench.attacks.base import Attack, RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_node_rows, repeat_rows
 
 
 class SignFlip(Attack):
@@ -16,5 +16,11 @@ class SignFlip(Attack):
     Stochastic Gradient Descent", ICLR 2021 (sign-flipping attack).
     """
 
+    batch_nodes = True
+
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         return repeat_rows(-honest.mean(dim=0), ctx.f)
+
+    def nodes(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        """The rows for k recipients ``[k, h, d] -> [k, f, d]`` (gossip)."""
+        return repeat_node_rows(-honest.mean(dim=1), ctx.f)

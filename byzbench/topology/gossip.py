@@ -65,6 +65,18 @@ class Group:
 
 
 @dataclass
+class AttackGroup:
+    """Recipients whose Byzantine messages come from one attack call (``batch``: the
+    attack's ``nodes`` over all of them; else one recipient, its ``__call__``)."""
+
+    nodes: list[int]  # honest indices of the recipients
+    batch: bool
+    honest: Tensor  # [k, h] each recipient's honest rows (itself first)
+    weights: Tensor  # [k, m] their mixing weights, honest-first order
+    rows: Tensor  # [k * f] their rows of the message table, recipient by recipient
+
+
+@dataclass
 class Node:
     """One honest node's static neighbourhood (indices into the honest rows)."""
 
@@ -132,6 +144,7 @@ class Gossip:
     opt: Any = None
     sched: Any = None
     pending: dict[str, Any] | None = None  # a loaded state_dict, applied by start
+    attack_groups: list[AttackGroup] = field(default_factory=list)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -302,6 +315,7 @@ def build_gossip(node: dict, spec: ClusterSpec, b: Builders) -> Gossip:
         nd = nodes[k]
         node_spec = ClusterSpec(n=len(node_idx[k]), f=cnt, f_declared=nd.f_declared)
         attacks[k] = b.attack(node_spec)
+    groups_a = attack_groups(recv, nodes, attacks, device)
     from byzbench.topology.weights import spectral_gap
 
     info = {"graph": gname, "byzantine_nodes": byz.tolist(), "weights": weights,
@@ -310,7 +324,31 @@ def build_gossip(node: dict, spec: ClusterSpec, b: Builders) -> Gossip:
     return Gossip(graph=graph, byz=byz, W=W, gossip_steps=gossip_steps, declared_f=declared,
                   nodes=nodes, groups=groups, n_msgs=row - n_h, recv=recv,
                   fiedler=fied.to(device), attacks=attacks, solver=b.solver,
-                  eval_nodes=bool(eval_nodes), info=info)
+                  eval_nodes=bool(eval_nodes), info=info, attack_groups=groups_a)
+
+
+def attack_groups(recv: list[tuple[int, int, int]], nodes: list[Node], attacks: dict,
+                  device: Any, batch: bool = True) -> list[AttackGroup]:
+    """Recipients grouped for one attack call: those of equal (honest rows, Byzantine
+    neighbours, declared f) whose attack declares ``batch_nodes`` and holds no state;
+    every other recipient (all of them with ``batch=False``) is a group of its own
+    (one call each)."""
+    keys: dict[tuple, list[tuple[int, int, int]]] = {}
+    for k, r0, cnt in recv:
+        a = attacks[k]
+        ok = batch and a.batch_nodes and not a.state_keys and not a.generator_keys
+        key = (len(nodes[k].honest), cnt, nodes[k].f_declared) if ok else ("one", k)
+        keys.setdefault(key, []).append((k, r0, cnt))
+    out = []
+    for key, members in keys.items():
+        ks = [k for k, _, _ in members]
+        rows = np.concatenate([np.arange(r0, r0 + cnt) for _, r0, cnt in members])
+        out.append(AttackGroup(
+            nodes=ks, batch=key[0] != "one",
+            honest=torch.as_tensor(np.stack([nodes[k].honest for k in ks]), device=device),
+            weights=torch.stack([nodes[k].weights_hf for k in ks]).to(device),
+            rows=torch.as_tensor(rows, device=device)))
+    return out
 
 
 def build_topology(node: dict | None, spec: ClusterSpec, b: Builders) -> Gossip | None:

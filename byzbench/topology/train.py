@@ -46,24 +46,28 @@ def gossip_round(topo: Any, X: Tensor, t: int, exp: Any, prev: Tensor | None,
     n_h, d = X.shape
     M = X.new_zeros((topo.n_msgs, d))
     server_randomness = exp.attack.server_randomness
-    for k, r0, cnt in topo.recv:
+    for grp in topo.attack_groups:
+        k = grp.nodes[0]
         nd = topo.nodes[k]
-        H = X[torch.as_tensor(nd.honest, device=X.device)]
+        cnt = len(grp.rows) // len(grp.nodes)
         own = None if byz_own is None else byz_own[torch.as_tensor(nd.byz_rank,
                                                                    device=X.device)]
         ctx = NodeContext(t=t, n=len(nd.order), f=cnt, f_declared=nd.f_declared,
                           pipeline=topo.node_pipeline[k],
-                          prev_aggregate=None if prev is None else prev[k], byz_grads=own,
-                          generator=exp.attack_gen, perm=None,
+                          prev_aggregate=None if prev is None or grp.batch else prev[k],
+                          byz_grads=own, generator=exp.attack_gen, perm=None,
                           server_randomness=server_randomness, query_seed=query_seed,
-                          order=nd.order.to(X.device), weights=nd.weights_hf.to(X),
+                          order=nd.order.to(X.device),
+                          weights=(grp.weights if grp.batch else grp.weights[0]).to(X),
                           byz_weight=nd.byz_weight, node=k, honest_all=X,
                           fiedler=topo.fiedler.to(X))
-        B = topo.attacks[k](H, ctx)
-        if B.shape != (cnt, d):
+        H = X[grp.honest]  # [k, h, d]
+        B = topo.attacks[k].nodes(H, ctx) if grp.batch else topo.attacks[k](H[0], ctx)
+        want = (len(grp.nodes), cnt, d) if grp.batch else (cnt, d)
+        if B.shape != want:
             raise RuntimeError(f"attack returned shape {tuple(B.shape)} for node "
-                               f"{int(topo.honest_ids[k])}, expected {(cnt, d)}")
-        M[r0:r0 + cnt] = B.to(X.dtype)
+                               f"{int(topo.honest_ids[k])}, expected {want}")
+        M[grp.rows] = B.reshape(-1, d).to(X.dtype)
     T = torch.cat([X, M])
     out = torch.empty_like(X)
     for g in topo.groups:

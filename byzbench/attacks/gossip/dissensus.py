@@ -6,7 +6,7 @@ from torch import Tensor
 
 from byzbench import require
 from byzbench.attacks._ops import empty_rows
-from byzbench.attacks.base import Attack, RoundContext, repeat_rows
+from byzbench.attacks.base import Attack, RoundContext, repeat_node_rows, repeat_rows
 from byzbench.topology.context import node_context
 
 
@@ -35,6 +35,8 @@ class Dissensus(Attack):
         require(isinstance(epsilon, (int, float)), "attack.epsilon", epsilon, "a number")
         self.epsilon = float(epsilon)
 
+    batch_nodes = True
+
     def __call__(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         ctx = node_context(ctx, "dissensus")
         if ctx.f == 0:
@@ -44,3 +46,12 @@ class Dissensus(Attack):
         v = (w[1:h].unsqueeze(1) * (honest[1:] - honest[0])).sum(0)
         wb = w[h:].sum().clamp_min(1e-30)
         return repeat_rows(honest[0] - self.epsilon * v / wb, ctx.f)
+
+    def nodes(self, honest: Tensor, ctx: RoundContext) -> Tensor:
+        """The rows for k recipients ``[k, h, d] -> [k, f, d]`` (``ctx.weights [k, n]``)."""
+        ctx = node_context(ctx, "dissensus")
+        h = honest.shape[1]
+        w = ctx.weights.to(honest)
+        v = (w[:, 1:h].unsqueeze(2) * (honest[:, 1:] - honest[:, :1])).sum(1)
+        wb = w[:, h:].sum(1, keepdim=True).clamp_min(1e-30)
+        return repeat_node_rows(honest[:, 0] - self.epsilon * v / wb, ctx.f)

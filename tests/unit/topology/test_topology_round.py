@@ -15,6 +15,7 @@ from byzbench.attacks.gossip.spectral import TopologyAware
 from byzbench.build import build_experiment
 from byzbench.run import CONF_DIR
 from byzbench.topology.context import NodeContext
+from byzbench.topology.gossip import attack_groups
 from byzbench.topology.train import gossip_round
 
 BASE = ["device=cpu", "progress=false", "model.hidden=[8]", "topology=gossip",
@@ -59,6 +60,7 @@ def test_messages_one_per_byzantine_edge_from_the_recipients_neighbourhood():
         return call
 
     topo.attacks = {k: spy(k, a) for k, a in topo.attacks.items()}
+    topo.attack_groups = attack_groups(topo.recv, topo.nodes, topo.attacks, "cpu", batch=False)
     gossip_round(topo, X, 0, exp, None, None, 0)
     assert sorted(seen) == sorted(k for k, _, _ in topo.recv)
     vecs = [v[0] for v in seen.values()]
@@ -118,3 +120,24 @@ def test_topology_aware_directions_by_hand():
     assert lap.tolist() == [[-8.0], [-8.0]]  # 0 + 2 * ((0 - 1) + (0 - 3))
     spec = TopologyAware("fiedler", scale=1.0)(honest, ctx)
     assert spec.tolist() == [[-1.75], [-1.75]]  # u_0 * u^T x = 0.5 * (0.5 - 4)
+
+
+GRAPHS = {"complete": ["topology.graph.name=complete", "topology.graph.p=null"],
+          "erdos_renyi_random": ["topology.byzantine.placement=random", "seed=1"]}
+
+
+@pytest.mark.parametrize("graph", sorted(GRAPHS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("attack", ["alie", "ipm", "sign_flip", "dissensus"])
+def test_batched_recipients_equal_the_per_recipient_loop(attack, dtype, graph):
+    """Attacks that declare ``batch_nodes`` are called once per group of recipients of
+    equal shape: the messages equal the per-recipient calls bit for bit, and there are
+    fewer calls than recipients."""
+    exp, topo = _topology(f"attack={attack}", "agg=clipped_gossip", *GRAPHS[graph])
+    X = _X(topo, d=300).to(dtype)
+    batched = [g for g in topo.attack_groups if g.batch]
+    assert batched and sum(len(g.nodes) for g in topo.attack_groups) == len(topo.recv)
+    assert len(topo.attack_groups) < len(topo.recv)
+    out = gossip_round(topo, X, 0, exp, None, None, 0)
+    topo.attack_groups = attack_groups(topo.recv, topo.nodes, topo.attacks, "cpu", batch=False)
+    assert torch.equal(out, gossip_round(topo, X, 0, exp, None, None, 0))
