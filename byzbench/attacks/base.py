@@ -182,7 +182,8 @@ class Attack(Stateful):
     def nodes(self, honest: Tensor, ctx: RoundContext) -> Tensor:
         """``[k, f, d]``: the rows for k recipients at once (``batch_nodes``): ``honest
         [k, h, d]`` each recipient's honest rows (its own first), ``ctx`` a gossip
-        ``NodeContext`` whose per-recipient fields are stacked (``weights [k, n]``)."""
+        ``NodeContext`` whose per-recipient fields are stacked (``weights [k, n]``;
+        ``prev_aggregate`` None; ``n``, ``f``, ``f_declared`` shared by the group)."""
         raise NotImplementedError
 
     @property

@@ -155,3 +155,19 @@ def test_topologies_are_declared_and_checked():
     assert gossip_only == {"agg/bridge", "agg/clipped_gossip", "agg/cs_plus_rg",
                            "agg/gossip_avg", "agg/gts_rg", "agg/ios", "attack/dissensus",
                            "attack/dissensus_rg", "attack/spectral"}
+
+
+def test_batch_nodes_attacks_define_nodes():
+    """An attack that declares ``batch_nodes`` overrides ``nodes`` (else the gossip round
+    would call the base's NotImplementedError)."""
+    from hydra.utils import get_object
+    from omegaconf import OmegaConf
+
+    declared = set()
+    for p in sorted((Path(CONF_DIR) / "attack").rglob("*.yaml")):
+        target = OmegaConf.load(p).get("_target_")
+        cls = get_object(target) if isinstance(target, str) else None
+        if isinstance(cls, type) and issubclass(cls, Attack) and cls.batch_nodes:
+            assert cls.nodes is not Attack.nodes, cls
+            declared.add(cls.__name__)
+    assert declared >= {"ALIE", "IPM", "SignFlip", "Dissensus"}
