@@ -536,10 +536,17 @@ def _basis(honest: Tensor, base: Tensor, direction: Tensor) -> AffineBasis:
     return hit
 
 
+def line_paths(pipeline: Any) -> list[Callable[[Family], Any]] | None:
+    """Every stage's line path, in order, when line queries of ``pipeline`` take them
+    (every stage has one, and ``PATHS``); else None."""
+    paths = [line_of(s) for s in pipeline.stages]
+    return paths if PATHS and all(p is not None for p in paths) else None
+
+
 def has_paths(pipeline: Any) -> bool:
-    """Whether line queries of ``pipeline`` take the stages' line paths (every stage has
-    one, and ``PATHS``): then a call costs more than its candidates."""
-    return PATHS and all(line_of(s) is not None for s in pipeline.stages)
+    """Whether line queries of ``pipeline`` take the stages' line paths: then a call
+    costs more than its candidates."""
+    return line_paths(pipeline) is not None
 
 
 def query(pipeline: Any, honest: Tensor, base: Tensor, direction: Tensor,
@@ -555,8 +562,8 @@ def query(pipeline: Any, honest: Tensor, base: Tensor, direction: Tensor,
     single call's at near-ties (rows NNM mixed to nearly equal), and a weight decides
     which side of a keep test a candidate falls."""
     fam = start(honest, base, direction, scales, f, order, signs)
-    paths = [line_of(s) for s in pipeline.stages]
-    if weights or not PATHS or any(p is None for p in paths):
+    paths = line_paths(pipeline)
+    if weights or paths is None:
         return pipeline.query_batch(fam.materialize(), seed, weights)
     with pipeline.frozen(seed):
         out: Any = fam

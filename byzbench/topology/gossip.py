@@ -39,7 +39,6 @@ from byzbench.aggregators.base import Pipeline
 from byzbench.aggregators.gossip.base import GossipRule
 from byzbench.config import ClusterSpec
 from byzbench.topology.graphs import (
-    PLACEMENTS,
     Graph,
     attach,
     byzantine_nodes,
@@ -231,8 +230,6 @@ def build_gossip(node: dict, spec: ClusterSpec, b: Builders) -> Gossip:
     for k in bnode:
         raise ConfigError(f"topology.byzantine.{k} is not a key: allowed placement, ids, "
                           "links")
-    require(placement in PLACEMENTS, "topology.byzantine.placement", placement,
-            ", ".join(PLACEMENTS))
     if placement == "attached":
         try:
             graph = attach(make_graph(n - f, gname, **gnode), f, links)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import conf_options  # noqa: F401  (tests/conftest.py's, for this package)
 from hydra import compose, initialize_config_dir
 
 from byzbench.run import CONF_DIR
@@ -21,14 +22,6 @@ def compose_cfg(*overrides: str):
     """The composed run config, as `byzbench <overrides>` would see it."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
-
-
-def conf_options(group: str, topology: str | None = "server") -> list[Path]:
-    """Every option YAML of a shipped config group whose component runs in
-    ``topology`` (default: the parameter server; None: every option)."""
-    from conftest import runs_in
-
-    return [p for p in sorted((Path(CONF_DIR) / group).glob("*.yaml")) if runs_in(p, topology)]
 
 
 def byzbench_cmd() -> list[str]:
